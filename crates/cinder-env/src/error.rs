@@ -1,0 +1,82 @@
+//! The one error type of `cinder-env`.
+
+use thiserror::Error;
+
+/// Everything that can go wrong when using an environment. No method of this crate panics on
+/// user input; it returns one of these instead.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum EnvError {
+    /// `step` was called before the first `reset`.
+    #[error("step() called before reset(): call reset() first (Gymnasium raises ResetNeeded here)")]
+    ResetNeeded,
+    /// `step` was called after the episode ended (terminated or truncated) without a reset.
+    #[error(
+        "step() called after the episode ended ({reason}) without reset(): call reset() to start a new episode"
+    )]
+    EpisodeEnded {
+        /// `"terminated"` or `"truncated"`.
+        reason: &'static str,
+    },
+    /// A discrete action outside `0..n`.
+    #[error("action {action} is out of range for Discrete({n}): valid actions are 0..{n}")]
+    ActionOutOfRange {
+        /// The action given.
+        action: usize,
+        /// The number of actions.
+        n: usize,
+    },
+    /// A continuous action with the wrong number of elements.
+    #[error("action has {got} elements but the action space has shape [{expected}]")]
+    ActionShape {
+        /// Expected number of elements.
+        expected: usize,
+        /// Number of elements given.
+        got: usize,
+    },
+    /// A continuous action containing NaN or an infinity.
+    #[error("action element {index} is {value}: continuous actions must be finite")]
+    NonFiniteAction {
+        /// Position of the bad element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// An action of the wrong kind: a continuous action for a discrete space or the reverse.
+    #[error("expected a {expected} action, got {got}")]
+    ActionKind {
+        /// What the space takes.
+        expected: &'static str,
+        /// What was given.
+        got: &'static str,
+    },
+    /// `make` was given an id that is not registered.
+    #[error("unknown environment id {id:?}; known ids: {}", known.join(", "))]
+    UnknownEnv {
+        /// The id asked for.
+        id: String,
+        /// The registered ids.
+        known: Vec<String>,
+    },
+    /// A vector env or wrapper was configured wrongly (zero envs, wrong number of actions, ...).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A sub-env of a vector env failed.
+    #[error("sub-env {index}: {source}")]
+    SubEnv {
+        /// Which sub-env.
+        index: usize,
+        /// Its error.
+        source: Box<EnvError>,
+    },
+    /// A check of [`check_env`](crate::check_env) failed.
+    #[error("env check failed: {check}: {detail}")]
+    CheckFailed {
+        /// Which check.
+        check: &'static str,
+        /// What was seen.
+        detail: String,
+    },
+}
+
+/// `Result` with [`EnvError`].
+pub type Result<T, E = EnvError> = std::result::Result<T, E>;

@@ -1,0 +1,169 @@
+//! The floating-point operations Gymnasium's Python code actually performs, where they differ
+//! from the obvious Rust expression. Each one is needed for bit-for-bit agreement.
+//!
+//! - `x**2` on a runtime NumPy/Python float calls the C library's `pow(x, 2.0)`, which glibc does
+//!   not always round like `x * x` (about 1 input in 1000 differs by 1 ulp). Rust's `powi(2)` and
+//!   LLVM's folding of `pow(x, 2.0)` both give `x * x`, so [`pow2`] calls libm through FFI with an
+//!   exponent the optimiser cannot see.
+//! - NumPy's float32 `sin`/`cos` are its own SIMD polynomial (Cody-Waite reduction, FMA), not
+//!   libm's `sinf`/`cosf`; [`np_sin_f32`] and [`np_cos_f32`] reproduce them. Acrobot's reset
+//!   observation goes through them.
+//!
+//! f64 `sin`/`cos` are Rust's `f64::sin`/`f64::cos`, which call the same glibc functions NumPy's
+//! float64 loops call on x86-64 Linux.
+
+use std::hint::black_box;
+
+unsafe extern "C" {
+    #[link_name = "pow"]
+    fn libm_pow(x: f64, y: f64) -> f64;
+    #[link_name = "powf"]
+    fn libm_powf(x: f32, y: f32) -> f32;
+    #[link_name = "cosf"]
+    fn libm_cosf(x: f32) -> f32;
+    #[link_name = "sinf"]
+    fn libm_sinf(x: f32) -> f32;
+}
+
+/// `x ** 2` for a float64 as Python/NumPy compute it: libm `pow(x, 2.0)`.
+#[inline]
+pub fn pow2(x: f64) -> f64 {
+    // SAFETY: `pow` is a pure C function of two doubles.
+    unsafe { libm_pow(x, black_box(2.0)) }
+}
+
+/// `x ** 2` for a float32 as NumPy computes it: libm `powf(x, 2.0f)`.
+#[inline]
+pub fn powf2(x: f32) -> f32 {
+    // SAFETY: `powf` is a pure C function of two floats.
+    unsafe { libm_powf(x, black_box(2.0)) }
+}
+
+// NumPy's constants (loops_trigonometric.dispatch.cpp), given by their bits.
+const TWO_OVER_PI: f32 = f32::from_bits(0x3f22_f983); // 0x1.45f306p-1
+const PIO2_HIGH: f32 = f32::from_bits(0xbfc9_0fd8); // -0x1.921fb0p+00
+const PIO2_MED: f32 = f32::from_bits(0xb4a8_885a); // -0x1.5110b4p-22
+const PIO2_LOW: f32 = f32::from_bits(0xa7c2_34c4); // -0x1.846988p-48
+const RINT_MAGIC: f32 = 12_582_912.0; // 0x1.8p+23
+const MAX_CODY_SIN: f32 = f32::from_bits(0x47e5_5dff); // 117435.992f
+const MAX_CODY_COS: f32 = f32::from_bits(0x478b_9a08); // 71476.0625f
+
+#[inline]
+fn cos_poly(x2: f32) -> f32 {
+    let r = f32::from_bits(0x37cc_730b).mul_add(x2, f32::from_bits(0xbab6_036e)); // 0x1.98e616p-16, -0x1.6c06dcp-10
+    let r = r.mul_add(x2, f32::from_bits(0x3d2a_aa9e)); // 0x1.55553cp-05
+    let r = r.mul_add(x2, -0.5);
+    r.mul_add(x2, 1.0)
+}
+
+#[inline]
+fn sin_poly(x: f32, x2: f32) -> f32 {
+    let r = f32::from_bits(0x363e_9dde).mul_add(x2, f32::from_bits(0xb950_35dd)); // 0x1.7d3bbcp-19, -0x1.a06bbap-13
+    let r = r.mul_add(x2, f32::from_bits(0x3c08_88cd)); // 0x1.11119ap-07
+    let r = r.mul_add(x2, f32::from_bits(0xbe2a_aaab)); // -0x1.555556p-03
+    let r = r.mul_add(x2, 0.0);
+    r.mul_add(x, x)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Trig {
+    Sin,
+    Cos,
+}
+
+fn np_trig_f32(x: f32, op: Trig) -> f32 {
+    if x.is_nan() {
+        return f32::NAN;
+    }
+    let max = if op == Trig::Cos {
+        MAX_CODY_COS
+    } else {
+        MAX_CODY_SIN
+    };
+    if x.abs() > max {
+        // SAFETY: pure C functions of one float.
+        return unsafe {
+            match op {
+                Trig::Cos => libm_cosf(x),
+                Trig::Sin => libm_sinf(x),
+            }
+        };
+    }
+    // Round to nearest even through the 1.5 * 2^23 trick. NumPy writes a multiply then an add,
+    // but its compiler contracts them into one FMA (matching NumPy on large inputs needs it).
+    let quadrant = x.mul_add(TWO_OVER_PI, RINT_MAGIC) - RINT_MAGIC;
+    let reduced = quadrant.mul_add(PIO2_HIGH, x);
+    let reduced = quadrant.mul_add(PIO2_MED, reduced);
+    let reduced = quadrant.mul_add(PIO2_LOW, reduced);
+    let reduced2 = reduced * reduced;
+    let mut iquadrant = quadrant as i32;
+    if op == Trig::Cos {
+        iquadrant += 1;
+    }
+    let value = if iquadrant & 1 == 0 {
+        sin_poly(reduced, reduced2)
+    } else {
+        cos_poly(reduced2)
+    };
+    if iquadrant & 2 == 2 {
+        0.0 - value
+    } else {
+        value
+    }
+}
+
+/// NumPy's float32 `np.cos` (its SIMD algorithm on x86-64 with FMA), bit for bit.
+pub fn np_cos_f32(x: f32) -> f32 {
+    np_trig_f32(x, Trig::Cos)
+}
+
+/// NumPy's float32 `np.sin` (its SIMD algorithm on x86-64 with FMA), bit for bit.
+pub fn np_sin_f32(x: f32) -> f32 {
+    np_trig_f32(x, Trig::Sin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_have_numpy_bits() {
+        assert_eq!(TWO_OVER_PI.to_bits(), 0x3f22_f983);
+        assert_eq!(PIO2_HIGH.to_bits(), 0xbfc9_0fd8);
+        assert_eq!(PIO2_MED.to_bits(), 0xb4a8_885a);
+        assert_eq!(PIO2_LOW.to_bits(), 0xa7c2_34c4);
+        assert_eq!(MAX_CODY_SIN.to_bits(), 0x47e5_5dff);
+        assert_eq!(MAX_CODY_COS.to_bits(), 0x478b_9a08);
+    }
+
+    #[test]
+    fn float32_trig_matches_numpy() {
+        // Made with tools/numpy_vectors.py --trig: [x, np.sin(np.float32(x)), np.cos(...)] as bits.
+        let data: Vec<[u32; 3]> =
+            serde_json::from_str(include_str!("../tests/data/numpy_f32_trig.json")).unwrap();
+        assert!(data.len() > 1000);
+        for [x, sin, cos] in data {
+            let x = f32::from_bits(x);
+            assert_eq!(np_sin_f32(x).to_bits(), sin, "sin({x:e})");
+            assert_eq!(np_cos_f32(x).to_bits(), cos, "cos({x:e})");
+        }
+    }
+
+    #[test]
+    fn pow2_is_libm_pow_not_a_product() {
+        // An input where glibc's pow(x, 2) and x * x differ by one ulp (found by search over
+        // random inputs; see GYMNASIUM_NOTES). Whatever the input, pow2 must equal libm pow.
+        let mut state = 0x1234_5678_u64;
+        let mut differ = 0;
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let x = (state >> 11) as f64 / (1u64 << 53) as f64 * 20.0 - 10.0;
+            if pow2(x) != x * x {
+                differ += 1;
+            }
+        }
+        assert!(differ > 0, "pow2 was folded into x * x");
+    }
+}

@@ -1,0 +1,234 @@
+//! A synchronous vector env: `n` copies of an env stepped together, with automatic reset.
+//!
+//! ## Autoreset semantics
+//!
+//! Two modes, as in Gymnasium 1.x (`gymnasium.vector.AutoresetMode`):
+//!
+//! - [`AutoresetMode::SameStep`] (the default here; Gymnasium 0.29's behaviour, which CleanRL and
+//!   Stable-Baselines3 expect): when sub-env `i` ends an episode, it is reset inside the same
+//!   `step` call. `rewards[i]`, `terminated[i]`, `truncated[i]` and `infos[i]` are those of the
+//!   final step; `obs` row `i` is the first observation of the new episode, and the final
+//!   observation of the finished episode is in `final_obs` row `i` (needed to bootstrap the value
+//!   of a truncated episode).
+//! - [`AutoresetMode::NextStep`] (Gymnasium 1.x's default): the step that ends an episode returns
+//!   its final observation; the *next* `step` call ignores that sub-env's action, resets it and
+//!   returns the reset observation with reward 0 and both flags false.
+//!
+//! `reset(Some(seed))` seeds sub-env `i` with `seed + i`, as `SyncVectorEnv.reset(seed=seed)`
+//! does; `reset(None)` and automatic resets continue each sub-env's own random stream.
+//!
+//! Observations are flattened into one row-major `[num_envs, obs_dim]` buffer of `f32`, ready
+//! to become a tensor.
+
+use crate::env::{Env, Info};
+use crate::error::{EnvError, Result};
+use crate::space::{Space, SpaceValue};
+
+/// When a sub-env that finished an episode is reset. See the [module docs](self).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AutoresetMode {
+    /// Reset in the same `step` call; the final observation goes to `final_obs`.
+    #[default]
+    SameStep,
+    /// Reset in the next `step` call, which ignores that sub-env's action.
+    NextStep,
+}
+
+/// What [`SyncVectorEnv::step`] returns: views of the batch buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct VecStep<'a> {
+    /// Observations, `[num_envs, obs_dim]` row-major.
+    pub obs: &'a [f32],
+    /// Rewards, `[num_envs]`.
+    pub rewards: &'a [f64],
+    /// Terminated flags, `[num_envs]`.
+    pub terminated: &'a [bool],
+    /// Truncated flags, `[num_envs]`.
+    pub truncated: &'a [bool],
+    /// Final observations, `[num_envs, obs_dim]`; row `i` is meaningful where sub-env `i` just
+    /// ended an episode in `SameStep` mode (in `NextStep` mode the final observation is in `obs`).
+    pub final_obs: &'a [f32],
+    /// Infos of the step each sub-env took (for an ended episode, its final step's info).
+    pub infos: &'a [Info],
+}
+
+/// Steps `num_envs` envs in lock step on the calling thread, with automatic reset.
+#[derive(Debug, Clone)]
+pub struct SyncVectorEnv<E: Env> {
+    envs: Vec<E>,
+    mode: AutoresetMode,
+    obs_dim: usize,
+    observation_space: Space,
+    action_space: Space,
+    obs: Vec<f32>,
+    final_obs: Vec<f32>,
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    infos: Vec<Info>,
+    /// NextStep mode: sub-envs to reset on the next call.
+    autoreset: Vec<bool>,
+    was_reset: bool,
+}
+
+impl<E: Env> SyncVectorEnv<E> {
+    /// Builds a vector env from sub-envs that share their spaces.
+    pub fn new(envs: Vec<E>, mode: AutoresetMode) -> Result<Self> {
+        let first = envs.first().ok_or_else(|| {
+            EnvError::InvalidConfig("a vector env needs at least one sub-env".into())
+        })?;
+        let observation_space = first.observation_space();
+        let action_space = first.action_space();
+        if let Some(i) = envs.iter().position(|e| {
+            e.observation_space() != observation_space || e.action_space() != action_space
+        }) {
+            return Err(EnvError::InvalidConfig(format!(
+                "sub-env {i} has different spaces from sub-env 0"
+            )));
+        }
+        let n = envs.len();
+        let obs_dim = observation_space.flat_dim();
+        Ok(Self {
+            envs,
+            mode,
+            obs_dim,
+            observation_space,
+            action_space,
+            obs: vec![0.0; n * obs_dim],
+            final_obs: vec![0.0; n * obs_dim],
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            infos: vec![Info::default(); n],
+            autoreset: vec![false; n],
+            was_reset: false,
+        })
+    }
+
+    /// `num_envs` envs made by `make_env(i)`.
+    pub fn from_fn(
+        num_envs: usize,
+        mode: AutoresetMode,
+        make_env: impl FnMut(usize) -> E,
+    ) -> Result<Self> {
+        Self::new((0..num_envs).map(make_env).collect(), mode)
+    }
+
+    /// Number of sub-envs.
+    pub fn num_envs(&self) -> usize {
+        self.envs.len()
+    }
+
+    /// Floats per observation.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    /// The autoreset mode.
+    pub fn mode(&self) -> AutoresetMode {
+        self.mode
+    }
+
+    /// The observation space of one sub-env.
+    pub fn single_observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+
+    /// The action space of one sub-env.
+    pub fn single_action_space(&self) -> &Space {
+        &self.action_space
+    }
+
+    /// The sub-envs.
+    pub fn envs(&self) -> &[E] {
+        &self.envs
+    }
+
+    /// The sub-envs, mutably (to read wrapper statistics, for example).
+    pub fn envs_mut(&mut self) -> &mut [E] {
+        &mut self.envs
+    }
+
+    /// The current observations, `[num_envs, obs_dim]`.
+    pub fn observations(&self) -> &[f32] {
+        &self.obs
+    }
+
+    /// Resets every sub-env; `Some(seed)` seeds sub-env `i` with `seed + i`.
+    pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32]> {
+        let d = self.obs_dim;
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let (obs, info) = env
+                .reset(seed.map(|s| s.wrapping_add(i as u64)))
+                .map_err(|e| sub_env_error(i, e))?;
+            obs.write_flat(&mut self.obs[i * d..(i + 1) * d]);
+            self.infos[i] = info;
+        }
+        self.rewards.fill(0.0);
+        self.terminated.fill(false);
+        self.truncated.fill(false);
+        self.autoreset.fill(false);
+        self.was_reset = true;
+        Ok(&self.obs)
+    }
+
+    /// Steps every sub-env with its action (`actions.len() == num_envs`).
+    pub fn step(&mut self, actions: &[E::Action]) -> Result<VecStep<'_>> {
+        if !self.was_reset {
+            return Err(EnvError::ResetNeeded);
+        }
+        if actions.len() != self.envs.len() {
+            return Err(EnvError::InvalidConfig(format!(
+                "got {} actions for {} sub-envs",
+                actions.len(),
+                self.envs.len()
+            )));
+        }
+        let d = self.obs_dim;
+        for (i, (env, action)) in self.envs.iter_mut().zip(actions).enumerate() {
+            let row = i * d..(i + 1) * d;
+            if self.mode == AutoresetMode::NextStep && self.autoreset[i] {
+                let (obs, info) = env.reset(None).map_err(|e| sub_env_error(i, e))?;
+                obs.write_flat(&mut self.obs[row]);
+                self.rewards[i] = 0.0;
+                self.terminated[i] = false;
+                self.truncated[i] = false;
+                self.infos[i] = info;
+                self.autoreset[i] = false;
+                continue;
+            }
+            let step = env.step(action).map_err(|e| sub_env_error(i, e))?;
+            let done = step.done();
+            self.rewards[i] = step.reward;
+            self.terminated[i] = step.terminated;
+            self.truncated[i] = step.truncated;
+            self.infos[i] = step.info;
+            match self.mode {
+                AutoresetMode::SameStep if done => {
+                    step.obs.write_flat(&mut self.final_obs[row.clone()]);
+                    let (obs, _reset_info) = env.reset(None).map_err(|e| sub_env_error(i, e))?;
+                    obs.write_flat(&mut self.obs[row]);
+                }
+                _ => {
+                    step.obs.write_flat(&mut self.obs[row]);
+                    self.autoreset[i] = done;
+                }
+            }
+        }
+        Ok(VecStep {
+            obs: &self.obs,
+            rewards: &self.rewards,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            final_obs: &self.final_obs,
+            infos: &self.infos,
+        })
+    }
+}
+
+fn sub_env_error(index: usize, source: EnvError) -> EnvError {
+    EnvError::SubEnv {
+        index,
+        source: Box::new(source),
+    }
+}

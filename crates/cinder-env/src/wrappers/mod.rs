@@ -1,0 +1,9 @@
+//! Wrappers, each changing one thing about an env, as Gymnasium's do.
+
+mod clip_action;
+mod record_episode_statistics;
+mod time_limit;
+
+pub use clip_action::ClipAction;
+pub use record_episode_statistics::RecordEpisodeStatistics;
+pub use time_limit::TimeLimit;
