@@ -1,1 +1,26 @@
-//! Benchmarks.
+//! # cinder-bench
+//!
+//! Cinder's benchmarks, reproducible from one command each (see the README):
+//!
+//! - [`envs`]: environment steps per second, single and vectorised (8, 64 and 4096 envs), random
+//!   actions, resets included, for our five classic-control envs, beside Gymnasium (measured in
+//!   the same run through `tools/bench_gymnasium.py` when `gymnasium` is importable) and
+//!   Operant (`operant-envs`, the fastest Rust env library we know of).
+//!
+//! Timing lives here, never in tests. Each figure is the median of several repetitions, with
+//! wall-clock and process CPU time.
+//!
+//! ```
+//! use cinder_bench::measure::{Measurement, median_of};
+//!
+//! let m: Measurement = median_of(3, || {
+//!     let mut sum = 0u64;
+//!     for i in 0..1000 { sum = sum.wrapping_add(std::hint::black_box(i)); }
+//!     1000
+//! });
+//! assert_eq!(m.steps, 1000);
+//! assert!(m.steps_per_sec() > 0.0);
+//! ```
+
+pub mod envs;
+pub mod measure;

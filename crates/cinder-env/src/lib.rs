@@ -38,7 +38,7 @@
 //!
 //! ```
 //! use cinder_env::classic_control::CartPole;
-//! use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
+//! use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 //! use cinder_env::wrappers::TimeLimit;
 //!
 //! let mut envs = SyncVectorEnv::from_fn(8, AutoresetMode::SameStep, |_| {
@@ -66,4 +66,4 @@ pub use env::{DynEnv, Env, EpisodeStatistics, Info, Step};
 pub use error::{EnvError, Result};
 pub use registry::{EnvSpec, make};
 pub use space::{BoxSpace, Discrete, Space, SpaceValue, Value};
-pub use vector::{AutoresetMode, SyncVectorEnv};
+pub use vector::{AutoresetMode, SyncVectorEnv, VectorEnv};

@@ -52,6 +52,35 @@ pub struct VecStep<'a> {
     pub infos: &'a [Info],
 }
 
+/// A batch of envs stepped together with automatic reset: what training loops consume.
+///
+/// [`SyncVectorEnv`] implements it for any [`Env`]; specialised struct-of-arrays envs such as
+/// [`CartPoleVec`](crate::classic_control::CartPoleVec) implement it faster, with identical
+/// results.
+pub trait VectorEnv {
+    /// The action of one sub-env.
+    type Action: SpaceValue;
+
+    /// Number of sub-envs.
+    fn num_envs(&self) -> usize;
+    /// The observation space of one sub-env.
+    fn single_observation_space(&self) -> &Space;
+    /// The action space of one sub-env.
+    fn single_action_space(&self) -> &Space;
+    /// The autoreset mode.
+    fn autoreset_mode(&self) -> AutoresetMode;
+    /// Resets every sub-env; `Some(seed)` seeds sub-env `i` with `seed + i`. Returns the
+    /// observations, `[num_envs, obs_dim]`.
+    fn reset(&mut self, seed: Option<u64>) -> Result<&[f32]>;
+    /// Steps every sub-env with its action (`actions.len() == num_envs`).
+    fn step(&mut self, actions: &[Self::Action]) -> Result<VecStep<'_>>;
+
+    /// Floats per observation.
+    fn obs_dim(&self) -> usize {
+        self.single_observation_space().flat_dim()
+    }
+}
+
 /// Steps `num_envs` envs in lock step on the calling thread, with automatic reset.
 #[derive(Debug, Clone)]
 pub struct SyncVectorEnv<E: Env> {
@@ -114,31 +143,6 @@ impl<E: Env> SyncVectorEnv<E> {
         Self::new((0..num_envs).map(make_env).collect(), mode)
     }
 
-    /// Number of sub-envs.
-    pub fn num_envs(&self) -> usize {
-        self.envs.len()
-    }
-
-    /// Floats per observation.
-    pub fn obs_dim(&self) -> usize {
-        self.obs_dim
-    }
-
-    /// The autoreset mode.
-    pub fn mode(&self) -> AutoresetMode {
-        self.mode
-    }
-
-    /// The observation space of one sub-env.
-    pub fn single_observation_space(&self) -> &Space {
-        &self.observation_space
-    }
-
-    /// The action space of one sub-env.
-    pub fn single_action_space(&self) -> &Space {
-        &self.action_space
-    }
-
     /// The sub-envs.
     pub fn envs(&self) -> &[E] {
         &self.envs
@@ -153,9 +157,32 @@ impl<E: Env> SyncVectorEnv<E> {
     pub fn observations(&self) -> &[f32] {
         &self.obs
     }
+}
 
-    /// Resets every sub-env; `Some(seed)` seeds sub-env `i` with `seed + i`.
-    pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32]> {
+impl<E: Env> VectorEnv for SyncVectorEnv<E> {
+    type Action = E::Action;
+
+    fn num_envs(&self) -> usize {
+        self.envs.len()
+    }
+
+    fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    fn autoreset_mode(&self) -> AutoresetMode {
+        self.mode
+    }
+
+    fn single_observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+
+    fn single_action_space(&self) -> &Space {
+        &self.action_space
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<&[f32]> {
         let d = self.obs_dim;
         for (i, env) in self.envs.iter_mut().enumerate() {
             let (obs, info) = env
@@ -172,8 +199,7 @@ impl<E: Env> SyncVectorEnv<E> {
         Ok(&self.obs)
     }
 
-    /// Steps every sub-env with its action (`actions.len() == num_envs`).
-    pub fn step(&mut self, actions: &[E::Action]) -> Result<VecStep<'_>> {
+    fn step(&mut self, actions: &[E::Action]) -> Result<VecStep<'_>> {
         if !self.was_reset {
             return Err(EnvError::ResetNeeded);
         }
@@ -226,7 +252,7 @@ impl<E: Env> SyncVectorEnv<E> {
     }
 }
 
-fn sub_env_error(index: usize, source: EnvError) -> EnvError {
+pub(crate) fn sub_env_error(index: usize, source: EnvError) -> EnvError {
     EnvError::SubEnv {
         index,
         source: Box::new(source),

@@ -1,7 +1,8 @@
 //! The vector env against Gymnasium's `SyncVectorEnv`, in both autoreset modes, bit for bit
 //! (recordings from `tools/gymnasium_vector_golden.py`).
 
-use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
+use cinder_env::classic_control::CartPoleVec;
+use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 use cinder_env::{DynEnv, EnvError, Value, make};
 use serde::Deserialize;
 
@@ -40,6 +41,21 @@ fn action(value: &serde_json::Value) -> Value {
 }
 
 fn replay(file: &str) {
+    replay_with(
+        file,
+        |env_id, n, mode| {
+            let envs: Vec<DynEnv> = (0..n).map(|_| make(env_id).unwrap()).collect();
+            SyncVectorEnv::new(envs, mode).unwrap()
+        },
+        |a| a,
+    );
+}
+
+fn replay_with<V: VectorEnv>(
+    file: &str,
+    make_vec: impl Fn(&str, usize, AutoresetMode) -> V,
+    convert: impl Fn(Value) -> V::Action,
+) {
     let path = format!("{}/tests/data/vector/{file}", env!("CARGO_MANIFEST_DIR"));
     let rec: Recording = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mode = match rec.mode.as_str() {
@@ -47,15 +63,16 @@ fn replay(file: &str) {
         "same_step" => AutoresetMode::SameStep,
         other => panic!("unknown mode {other}"),
     };
-    let envs: Vec<DynEnv> = (0..rec.num_envs)
-        .map(|_| make(&rec.env_id).unwrap())
-        .collect();
-    let mut vec_env = SyncVectorEnv::new(envs, mode).unwrap();
+    let mut vec_env = make_vec(&rec.env_id, rec.num_envs, mode);
     let d = vec_env.obs_dim();
     assert_eq!(vec_env.reset(Some(rec.seed)).unwrap(), flat(&rec.reset_obs));
     let mut ends = 0;
     for (t, expected) in rec.steps.iter().enumerate() {
-        let actions: Vec<Value> = expected.actions.iter().map(action).collect();
+        let actions: Vec<V::Action> = expected
+            .actions
+            .iter()
+            .map(|a| convert(action(a)))
+            .collect();
         let step = vec_env.step(&actions).unwrap();
         assert_eq!(step.obs, flat(&expected.obs), "{file} step {t} obs");
         assert_eq!(step.rewards, expected.rewards, "{file} step {t} rewards");
@@ -86,6 +103,20 @@ fn next_step_mode_matches_gymnasium() {
 fn same_step_mode_matches_gymnasium() {
     for env in ["CartPole-v1", "MountainCar-v0", "Pendulum-v1"] {
         replay(&format!("{env}_same_step.json"));
+    }
+}
+
+#[test]
+fn cartpole_vec_matches_gymnasium_in_both_modes() {
+    for mode in ["next_step", "same_step"] {
+        replay_with(
+            &format!("CartPole-v1_{mode}.json"),
+            |_, n, mode| CartPoleVec::new(n, mode).unwrap(),
+            |a| match a {
+                Value::Discrete(a) => a,
+                other => panic!("{other:?}"),
+            },
+        );
     }
 }
 

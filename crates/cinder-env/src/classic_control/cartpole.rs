@@ -117,21 +117,34 @@ impl CartPole {
     }
 }
 
-/// One Euler step of the cart-pole dynamics, exactly as Gymnasium evaluates it.
-/// Returns the new state and whether it is terminal.
+/// The initial state: four draws from U(-0.05, 0.05), in the order x, x_dot, theta, theta_dot.
 #[inline]
-#[allow(clippy::manual_range_contains)] // written as Gymnasium writes it
-pub fn cartpole_dynamics(state: [f64; 4], push_right: bool) -> ([f64; 4], bool) {
-    let [x, x_dot, theta, theta_dot] = state;
+pub(crate) fn initial_state(rng: &mut NpRandom) -> [f64; 4] {
+    std::array::from_fn(|_| rng.uniform(-0.05, 0.05))
+}
+
+/// The accelerations `(xacc, thetaacc)`, evaluated in Gymnasium's order of operations.
+#[inline(always)]
+pub(crate) fn accelerations(
+    push_right: bool,
+    sintheta: f64,
+    costheta: f64,
+    theta_dot: f64,
+) -> (f64, f64) {
     let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
-    let costheta = theta.cos();
-    let sintheta = theta.sin();
     // np.square is a plain product.
     let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
     let thetaacc = (GRAVITY * sintheta - costheta * temp)
         / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
     let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
-    // Explicit Euler: positions move with the old velocities.
+    (xacc, thetaacc)
+}
+
+/// Explicit Euler (positions move with the old velocities) and the termination test.
+#[inline(always)]
+#[allow(clippy::manual_range_contains)] // written as Gymnasium writes it
+pub(crate) fn euler(state: [f64; 4], xacc: f64, thetaacc: f64) -> ([f64; 4], bool) {
+    let [x, x_dot, theta, theta_dot] = state;
     let x = x + TAU * x_dot;
     let x_dot = x_dot + TAU * xacc;
     let theta = theta + TAU * theta_dot;
@@ -141,6 +154,15 @@ pub fn cartpole_dynamics(state: [f64; 4], push_right: bool) -> ([f64; 4], bool) 
         || theta < -THETA_THRESHOLD_RADIANS
         || theta > THETA_THRESHOLD_RADIANS;
     ([x, x_dot, theta, theta_dot], terminated)
+}
+
+/// One Euler step of the cart-pole dynamics, exactly as Gymnasium evaluates it.
+/// Returns the new state and whether it is terminal.
+#[inline]
+pub fn cartpole_dynamics(state: [f64; 4], push_right: bool) -> ([f64; 4], bool) {
+    let theta = state[2];
+    let (xacc, thetaacc) = accelerations(push_right, theta.sin(), theta.cos(), state[3]);
+    euler(state, xacc, thetaacc)
 }
 
 impl Env for CartPole {
@@ -162,10 +184,7 @@ impl Env for CartPole {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 4], Info)> {
-        let rng = self.rng.reset(seed);
-        for v in &mut self.state {
-            *v = rng.uniform(-0.05, 0.05);
-        }
+        self.state = initial_state(self.rng.reset(seed));
         self.phase = EpisodePhase::Running;
         Ok((self.obs(), Info::default()))
     }

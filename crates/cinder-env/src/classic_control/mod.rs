@@ -5,12 +5,14 @@
 
 mod acrobot;
 mod cartpole;
+mod cartpole_vec;
 mod continuous_mountain_car;
 mod mountain_car;
 mod pendulum;
 
 pub use acrobot::Acrobot;
 pub use cartpole::{CartPole, cartpole_dynamics};
+pub use cartpole_vec::CartPoleVec;
 pub use continuous_mountain_car::MountainCarContinuous;
 pub use mountain_car::MountainCar;
 pub use pendulum::{Pendulum, angle_normalize};

@@ -1,0 +1,321 @@
+//! Environment throughput: Cinder's envs, single and vectorised, beside Gymnasium and Operant.
+//!
+//! Every workload takes pre-generated random actions (so that sampling is not timed), steps
+//! until it has taken the requested number of env steps, and resets finished episodes (inside
+//! the vector env for vectorised runs), so resets are included.
+
+use crate::measure::{Measurement, median_of};
+use cinder_env::classic_control::{
+    Acrobot, CartPole, CartPoleVec, MountainCar, MountainCarContinuous, Pendulum,
+};
+use cinder_env::rng::NpRandom;
+use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
+use cinder_env::wrappers::TimeLimit;
+use cinder_env::{Env, SpaceValue, registry};
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+
+/// The envs measured, in table order.
+pub const ENV_IDS: [&str; 5] = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+];
+
+/// How many envs step together: 1 means a single env without a vector wrapper.
+pub const SETTINGS: [usize; 4] = [1, 8, 64, 4096];
+
+/// The label of a setting in tables and JSON (`"single"`, `"vec8"`, ...).
+pub fn setting_label(num_envs: usize) -> String {
+    if num_envs == 1 {
+        "single".to_string()
+    } else {
+        format!("vec{num_envs}")
+    }
+}
+
+/// One row of the env benchmark.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvRow {
+    /// Gymnasium id.
+    pub env_id: String,
+    /// Number of envs stepped together (1: single env).
+    pub num_envs: usize,
+    /// Which Cinder implementation: `"Env"`, `"SyncVectorEnv"` or a specialised vector env.
+    pub implementation: String,
+    /// Cinder's figure.
+    pub cinder: Measurement,
+    /// Gymnasium's figure from the same run, if measured.
+    pub gymnasium: Option<Measurement>,
+    /// Operant's figure from the same run, if it has the env.
+    pub operant: Option<Measurement>,
+}
+
+const ACTION_BUFFER: usize = 1 << 16;
+
+fn random_actions<A: SpaceValue>(space: &cinder_env::Space, seed: u64) -> Vec<A> {
+    let mut rng = NpRandom::from_seed(seed);
+    (0..ACTION_BUFFER)
+        .map(|_| A::from_value(space.sample(&mut rng)).expect("space matches the action type"))
+        .collect()
+}
+
+/// Single env: `steps` steps with resets on episode ends.
+fn run_single<E: Env>(env: &mut E, actions: &[E::Action], steps: u64) -> u64 {
+    env.reset(Some(0)).expect("reset");
+    let mask = ACTION_BUFFER - 1;
+    for t in 0..steps as usize {
+        let step = env.step(&actions[t & mask]).expect("valid action");
+        let done = step.done();
+        black_box(&step.obs);
+        if done {
+            env.reset(None).expect("reset");
+        }
+    }
+    steps
+}
+
+/// Vector env: `steps` sub-env steps in total, automatic resets.
+fn run_vector<V: VectorEnv>(envs: &mut V, actions: &[V::Action], steps: u64) -> u64 {
+    let n = envs.num_envs();
+    envs.reset(Some(0)).expect("reset");
+    let calls = (steps as usize).div_ceil(n);
+    let windows = ACTION_BUFFER / n;
+    for c in 0..calls {
+        let start = (c % windows) * n;
+        let out = envs
+            .step(&actions[start..start + n])
+            .expect("valid actions");
+        black_box(out.obs);
+    }
+    (calls * n) as u64
+}
+
+fn bench_typed<E>(
+    make: fn() -> E,
+    id: &str,
+    num_envs: usize,
+    steps: u64,
+    repeats: usize,
+) -> Measurement
+where
+    E: Env,
+{
+    let limit = registry::spec(id).expect("registered").max_episode_steps;
+    let make_env = || TimeLimit::new(make(), limit).expect("positive limit");
+    let actions: Vec<E::Action> = random_actions(&make().action_space(), 7);
+    if num_envs == 1 {
+        let mut env = make_env();
+        median_of(repeats, || run_single(&mut env, &actions, steps))
+    } else {
+        let mut envs = SyncVectorEnv::from_fn(num_envs, AutoresetMode::SameStep, |_| make_env())
+            .expect("vector env");
+        median_of(repeats, || run_vector(&mut envs, &actions, steps))
+    }
+}
+
+/// Throughput of the struct-of-arrays [`CartPoleVec`] with `num_envs` envs (SameStep).
+pub fn bench_cartpole_vec(num_envs: usize, steps: u64, repeats: usize) -> Measurement {
+    let mut envs = CartPoleVec::new(num_envs, AutoresetMode::SameStep).expect("vector env");
+    let actions: Vec<usize> = random_actions(&CartPole::new().action_space(), 7);
+    median_of(repeats, || run_vector(&mut envs, &actions, steps))
+}
+
+/// Cinder's throughput for `env_id` with `num_envs` envs.
+pub fn bench_cinder(env_id: &str, num_envs: usize, steps: u64, repeats: usize) -> Measurement {
+    match env_id {
+        "CartPole-v1" => bench_typed(CartPole::new, env_id, num_envs, steps, repeats),
+        "Acrobot-v1" => bench_typed(Acrobot::new, env_id, num_envs, steps, repeats),
+        "MountainCar-v0" => bench_typed(MountainCar::new, env_id, num_envs, steps, repeats),
+        "MountainCarContinuous-v0" => {
+            bench_typed(MountainCarContinuous::new, env_id, num_envs, steps, repeats)
+        }
+        "Pendulum-v1" => bench_typed(Pendulum::new, env_id, num_envs, steps, repeats),
+        other => panic!("no benchmark for {other}"),
+    }
+}
+
+fn run_operant<V: operant_core::VecEnvironment>(
+    env: &mut V,
+    actions: &[f32],
+    obs: &mut [f32],
+    rewards: &mut [f32],
+    steps: u64,
+) -> u64 {
+    let n = env.num_envs();
+    env.reset(0);
+    let calls = (steps as usize).div_ceil(n);
+    let windows = actions.len() / n;
+    for c in 0..calls {
+        let start = (c % windows) * n;
+        env.step(&actions[start..start + n]);
+        // A learner needs the observations and rewards of every step.
+        env.write_observations(obs);
+        env.write_rewards(rewards);
+        black_box(&obs);
+    }
+    (calls * n) as u64
+}
+
+/// Operant's throughput (auto-reset stepping plus reading observations and rewards), for the
+/// envs it has: CartPole, MountainCar and Pendulum.
+pub fn bench_operant(
+    env_id: &str,
+    num_envs: usize,
+    steps: u64,
+    repeats: usize,
+) -> Option<Measurement> {
+    let mut rng = NpRandom::from_seed(7);
+    let len = ACTION_BUFFER.max(num_envs);
+    let discrete =
+        |rng: &mut NpRandom, n: u64| (0..len).map(|_| rng.integers(n) as f32).collect::<Vec<_>>();
+    let mut rewards = vec![0.0; num_envs];
+    match env_id {
+        "CartPole-v1" => {
+            let actions = discrete(&mut rng, 2);
+            let mut env = operant_envs::CartPole::with_defaults(num_envs);
+            let mut obs = vec![0.0; num_envs * 4];
+            Some(median_of(repeats, || {
+                run_operant(&mut env, &actions, &mut obs, &mut rewards, steps)
+            }))
+        }
+        "MountainCar-v0" => {
+            let actions = discrete(&mut rng, 3);
+            let mut env = operant_envs::MountainCar::with_defaults(num_envs);
+            let mut obs = vec![0.0; num_envs * 2];
+            Some(median_of(repeats, || {
+                run_operant(&mut env, &actions, &mut obs, &mut rewards, steps)
+            }))
+        }
+        "Pendulum-v1" => {
+            let actions: Vec<f32> = (0..len).map(|_| rng.uniform(-2.0, 2.0) as f32).collect();
+            let mut env = operant_envs::Pendulum::with_defaults(num_envs);
+            let mut obs = vec![0.0; num_envs * 3];
+            Some(median_of(repeats, || {
+                run_operant(&mut env, &actions, &mut obs, &mut rewards, steps)
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Gymnasium's figures, as printed by `tools/bench_gymnasium.py`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GymnasiumReport {
+    /// Gymnasium's version.
+    pub gymnasium_version: String,
+    /// NumPy's version.
+    pub numpy_version: String,
+    /// Python's version.
+    pub python_version: String,
+    /// One entry per env and setting.
+    pub results: Vec<GymnasiumResult>,
+}
+
+/// One Gymnasium measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GymnasiumResult {
+    /// Gymnasium id.
+    pub env_id: String,
+    /// Number of envs (1: single env, else `SyncVectorEnv` in SAME_STEP mode).
+    pub num_envs: usize,
+    /// The timing.
+    pub measurement: Measurement,
+}
+
+impl GymnasiumReport {
+    /// The measurement for `env_id` with `num_envs` envs, if taken.
+    pub fn find(&self, env_id: &str, num_envs: usize) -> Option<Measurement> {
+        self.results
+            .iter()
+            .find(|r| r.env_id == env_id && r.num_envs == num_envs)
+            .map(|r| r.measurement)
+    }
+}
+
+fn fmt_rate(m: Option<Measurement>) -> String {
+    match m {
+        None => "—".to_string(),
+        Some(m) => {
+            let r = m.steps_per_sec();
+            if r >= 1e6 {
+                format!("{:.1} M", r / 1e6)
+            } else {
+                format!("{:.0} k", r / 1e3)
+            }
+        }
+    }
+}
+
+fn fmt_ratio(ours: Measurement, theirs: Option<Measurement>) -> String {
+    match theirs {
+        None => "—".to_string(),
+        Some(t) => format!("{:.1}×", ours.steps_per_sec() / t.steps_per_sec()),
+    }
+}
+
+/// The results as a markdown table (steps per wall-clock second).
+pub fn markdown_table(rows: &[EnvRow]) -> String {
+    let mut out = String::from(
+        "| env | envs | Cinder implementation | Cinder steps/s | Gymnasium steps/s | Cinder ÷ Gymnasium | Operant steps/s | Cinder ÷ Operant |\n\
+         |---|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.env_id,
+            setting_label(row.num_envs),
+            row.implementation,
+            fmt_rate(Some(row.cinder)),
+            fmt_rate(row.gymnasium),
+            fmt_ratio(row.cinder, row.gymnasium),
+            fmt_rate(row.operant),
+            fmt_ratio(row.cinder, row.operant),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_runs_and_gives_finite_rates() {
+        for id in ENV_IDS {
+            for n in [1, 8] {
+                let m = bench_cinder(id, n, 2_000, 1);
+                assert!(m.steps >= 2_000, "{id} {n}");
+                assert!(m.steps_per_sec().is_finite() && m.steps_per_sec() > 0.0);
+            }
+            assert!(bench_cartpole_vec(8, 2_000, 1).steps >= 2_000);
+            if let Some(m) = bench_operant(id, 8, 2_000, 1) {
+                assert!(m.steps >= 2_000);
+                assert!(m.steps_per_sec().is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_result() {
+        let m = Measurement {
+            steps: 10,
+            wall_s: 1.0,
+            cpu_s: 1.0,
+        };
+        let rows = vec![EnvRow {
+            env_id: "CartPole-v1".into(),
+            num_envs: 8,
+            implementation: "SyncVectorEnv".into(),
+            cinder: m,
+            gymnasium: Some(Measurement { steps: 5, ..m }),
+            operant: None,
+        }];
+        let table = markdown_table(&rows);
+        assert!(table.contains("| CartPole-v1 | vec8 | SyncVectorEnv |"));
+        assert!(table.contains("2.0×"));
+        assert_eq!(table.lines().count(), 3);
+    }
+}

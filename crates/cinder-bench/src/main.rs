@@ -1,0 +1,192 @@
+//! `cinder-bench`: Cinder's benchmarks from the command line.
+//!
+//! ```text
+//! cargo run --release -p cinder-bench -- envs --out assets/bench
+//! ```
+
+use anyhow::{Context, Result, bail};
+use cinder_bench::envs::{
+    ENV_IDS, EnvRow, GymnasiumReport, SETTINGS, bench_cartpole_vec, bench_cinder, bench_operant,
+    markdown_table, setting_label,
+};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(version, about = "Cinder's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Env steps per second: Cinder vs Gymnasium (same run) vs Operant.
+    Envs(EnvsArgs),
+}
+
+#[derive(Parser)]
+struct EnvsArgs {
+    /// Env steps per Rust measurement (sub-env steps for vector envs).
+    #[arg(long, default_value_t = 2_000_000)]
+    steps: u64,
+    /// Repetitions per measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Env steps per Gymnasium measurement.
+    #[arg(long, default_value_t = 100_000)]
+    gymnasium_steps: u64,
+    /// Python interpreter with `gymnasium` installed.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Skip Gymnasium even if it is importable.
+    #[arg(long)]
+    no_gymnasium: bool,
+    /// Only these envs (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    envs: Option<Vec<String>>,
+    /// Directory for `envs.json` and `envs.md`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn gymnasium_report(args: &EnvsArgs, env_ids: &[String]) -> Result<Option<GymnasiumReport>> {
+    if args.no_gymnasium {
+        return Ok(None);
+    }
+    let probe = Command::new(&args.python)
+        .args(["-c", "import gymnasium"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "gymnasium is not importable with `{}`: skipping the Gymnasium column \
+             (pip install gymnasium==1.4.0, or pass --python)",
+            args.python
+        );
+        return Ok(None);
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/bench_gymnasium.py"
+    );
+    eprintln!("measuring Gymnasium ({script}) ...");
+    let output = Command::new(&args.python)
+        .args(["-W", "ignore", script, "--steps"])
+        .arg(args.gymnasium_steps.to_string())
+        .arg("--envs")
+        .arg(env_ids.join(","))
+        .output()
+        .context("running tools/bench_gymnasium.py")?;
+    if !output.status.success() {
+        bail!(
+            "tools/bench_gymnasium.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(Some(
+        serde_json::from_slice(&output.stdout)
+            .context("parsing tools/bench_gymnasium.py output")?,
+    ))
+}
+
+fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
+}
+
+fn run_envs(args: EnvsArgs) -> Result<()> {
+    let env_ids: Vec<String> = match &args.envs {
+        Some(ids) => ids.clone(),
+        None => ENV_IDS.iter().map(|s| s.to_string()).collect(),
+    };
+    for id in &env_ids {
+        if !ENV_IDS.contains(&id.as_str()) {
+            bail!("unknown env {id}; known: {}", ENV_IDS.join(", "));
+        }
+    }
+    // Python first, so both sides see the machine in the same state and neither competes.
+    let gym = gymnasium_report(&args, &env_ids)?;
+    let mut rows = Vec::new();
+    let total = env_ids.len() * SETTINGS.len();
+    for id in &env_ids {
+        for &n in &SETTINGS {
+            eprintln!(
+                "[{:>2}/{total}] {id} {} ...",
+                rows.len() + 1,
+                setting_label(n)
+            );
+            let cinder = bench_cinder(id, n, args.steps, args.repeats);
+            let operant = bench_operant(id, n, args.steps, args.repeats);
+            let gymnasium = gym.as_ref().and_then(|g| g.find(id, n));
+            rows.push(EnvRow {
+                env_id: id.clone(),
+                num_envs: n,
+                implementation: if n == 1 { "Env" } else { "SyncVectorEnv" }.into(),
+                cinder,
+                gymnasium,
+                operant,
+            });
+            if id == "CartPole-v1" && n > 1 {
+                rows.push(EnvRow {
+                    env_id: id.clone(),
+                    num_envs: n,
+                    implementation: "CartPoleVec (SoA)".into(),
+                    cinder: bench_cartpole_vec(n, args.steps, args.repeats),
+                    gymnasium,
+                    operant,
+                });
+            }
+        }
+    }
+    let machine = machine_description();
+    let operant_build =
+        "scalar kernels (its SIMD feature needs nightly and does not build on Rust 1.95)";
+    let mut table = markdown_table(&rows);
+    table.push_str(&format!(
+        "\nMachine: {machine}. Steps per wall-clock second, median of {} runs of {} steps \
+         (Gymnasium: {} steps{}), random actions, resets included. Cinder: typed envs with their \
+         TimeLimit, `SyncVectorEnv` in SameStep mode. Operant {}: {operant_build}.\n",
+        args.repeats,
+        args.steps,
+        args.gymnasium_steps,
+        gym.as_ref()
+            .map(|g| format!(
+                ", gymnasium {} / numpy {} / Python {}",
+                g.gymnasium_version, g.numpy_version, g.python_version
+            ))
+            .unwrap_or_default(),
+        "0.3.3",
+    ));
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+        let json = serde_json::json!({
+            "machine": machine,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "gymnasium": gym,
+            "operant_build": operant_build,
+            "rows": rows,
+        });
+        std::fs::write(out.join("envs.json"), serde_json::to_string_pretty(&json)?)?;
+        std::fs::write(out.join("envs.md"), &table)?;
+        eprintln!("wrote {}/envs.json and envs.md", out.display());
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Commands::Envs(args) => run_envs(args),
+    }
+}

@@ -1,0 +1,85 @@
+//! Timing: wall clock and process CPU time, median over repetitions.
+
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// One timed run of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Env steps taken (sub-env steps for vector envs).
+    pub steps: u64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Process CPU seconds (less sensitive to other load on the machine).
+    pub cpu_s: f64,
+}
+
+impl Measurement {
+    /// Steps per wall-clock second.
+    pub fn steps_per_sec(&self) -> f64 {
+        self.steps as f64 / self.wall_s.max(1e-12)
+    }
+
+    /// Steps per CPU second.
+    pub fn steps_per_cpu_sec(&self) -> f64 {
+        self.steps as f64 / self.cpu_s.max(1e-12)
+    }
+}
+
+/// CPU time consumed by this process so far, in seconds.
+pub fn process_cpu_time() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into; CLOCK_PROCESS_CPUTIME_ID is always valid.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Times `workload`, which returns the number of steps it took.
+pub fn measure(workload: impl FnOnce() -> u64) -> Measurement {
+    let cpu0 = process_cpu_time();
+    let t0 = Instant::now();
+    let steps = workload();
+    let wall_s = t0.elapsed().as_secs_f64();
+    let cpu_s = process_cpu_time() - cpu0;
+    Measurement {
+        steps,
+        wall_s,
+        cpu_s,
+    }
+}
+
+/// Runs `workload` `repeats` times (at least once) and returns the run with the median
+/// wall-clock time.
+pub fn median_of(repeats: usize, mut workload: impl FnMut() -> u64) -> Measurement {
+    let mut runs: Vec<Measurement> = (0..repeats.max(1))
+        .map(|_| measure(&mut workload))
+        .collect();
+    runs.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+    runs[runs.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_steps_and_positive_times() {
+        let m = median_of(3, || {
+            let mut x = 0.0f64;
+            for i in 0..100_000 {
+                x += std::hint::black_box(i as f64).sqrt();
+            }
+            std::hint::black_box(x);
+            100_000
+        });
+        assert_eq!(m.steps, 100_000);
+        assert!(m.wall_s > 0.0 && m.cpu_s >= 0.0);
+        assert!(m.steps_per_sec().is_finite());
+    }
+}
