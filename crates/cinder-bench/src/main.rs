@@ -35,8 +35,11 @@ struct EnvsArgs {
     #[arg(long, default_value_t = 5)]
     repeats: usize,
     /// Env steps per Gymnasium measurement.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 50_000)]
     gymnasium_steps: u64,
+    /// Repetitions per Gymnasium measurement (after one warm-up run).
+    #[arg(long, default_value_t = 3)]
+    gymnasium_repeats: usize,
     /// Python interpreter with `gymnasium` installed.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -74,6 +77,8 @@ fn gymnasium_report(args: &EnvsArgs, env_ids: &[String]) -> Result<Option<Gymnas
     let output = Command::new(&args.python)
         .args(["-W", "ignore", script, "--steps"])
         .arg(args.gymnasium_steps.to_string())
+        .arg("--repeats")
+        .arg(args.gymnasium_repeats.to_string())
         .arg("--envs")
         .arg(env_ids.join(","))
         .output()
@@ -154,10 +159,11 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
     let mut table = markdown_table(&rows);
     table.push_str(&format!(
         "\nMachine: {machine}. Steps per wall-clock second, median of {} runs of {} steps \
-         (Gymnasium: {} steps{}), random actions, resets included. Cinder: typed envs with their \
+         (Gymnasium: median of {} runs of {} steps after a warm-up{}), random actions, resets included. Cinder: typed envs with their \
          TimeLimit, `SyncVectorEnv` in SameStep mode. Operant {}: {operant_build}.\n",
         args.repeats,
         args.steps,
+        args.gymnasium_repeats,
         args.gymnasium_steps,
         gym.as_ref()
             .map(|g| format!(
