@@ -81,6 +81,83 @@ pub trait VectorEnv {
     }
 }
 
+/// The batch buffers every vector env fills, and the bookkeeping of its autoreset.
+#[derive(Debug, Clone)]
+pub(crate) struct VecBuffers {
+    pub(crate) obs: Vec<f32>,
+    pub(crate) final_obs: Vec<f32>,
+    pub(crate) rewards: Vec<f64>,
+    pub(crate) terminated: Vec<bool>,
+    pub(crate) truncated: Vec<bool>,
+    pub(crate) infos: Vec<Info>,
+    /// NextStep mode: sub-envs to reset on the next call.
+    pub(crate) autoreset: Vec<bool>,
+    was_reset: bool,
+}
+
+impl VecBuffers {
+    pub(crate) fn new(num_envs: usize, obs_dim: usize) -> Self {
+        Self {
+            obs: vec![0.0; num_envs * obs_dim],
+            final_obs: vec![0.0; num_envs * obs_dim],
+            rewards: vec![0.0; num_envs],
+            terminated: vec![false; num_envs],
+            truncated: vec![false; num_envs],
+            infos: vec![Info::default(); num_envs],
+            autoreset: vec![false; num_envs],
+            was_reset: false,
+        }
+    }
+
+    /// Clears rewards, flags and pending autoresets after every sub-env was reset.
+    pub(crate) fn after_reset(&mut self) {
+        self.rewards.fill(0.0);
+        self.terminated.fill(false);
+        self.truncated.fill(false);
+        self.autoreset.fill(false);
+        self.was_reset = true;
+    }
+
+    /// `Ok` if a step with `num_actions` actions may be taken now.
+    pub(crate) fn check_step(&self, num_actions: usize) -> Result<()> {
+        if !self.was_reset {
+            return Err(EnvError::ResetNeeded);
+        }
+        let n = self.rewards.len();
+        if num_actions != n {
+            return Err(EnvError::InvalidConfig(format!(
+                "got {num_actions} actions for {n} sub-envs"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether sub-env `i` resets in this call instead of stepping (NextStep mode).
+    pub(crate) fn resets_now(&self, mode: AutoresetMode, i: usize) -> bool {
+        mode == AutoresetMode::NextStep && self.autoreset[i]
+    }
+
+    /// Records a NextStep-mode reset of sub-env `i`: reward 0, both flags false.
+    pub(crate) fn record_next_step_reset(&mut self, i: usize, info: Info) {
+        self.rewards[i] = 0.0;
+        self.terminated[i] = false;
+        self.truncated[i] = false;
+        self.infos[i] = info;
+        self.autoreset[i] = false;
+    }
+
+    pub(crate) fn view(&self) -> VecStep<'_> {
+        VecStep {
+            obs: &self.obs,
+            rewards: &self.rewards,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            final_obs: &self.final_obs,
+            infos: &self.infos,
+        }
+    }
+}
+
 /// Steps `num_envs` envs in lock step on the calling thread, with automatic reset.
 #[derive(Debug, Clone)]
 pub struct SyncVectorEnv<E: Env> {
@@ -89,15 +166,7 @@ pub struct SyncVectorEnv<E: Env> {
     obs_dim: usize,
     observation_space: Space,
     action_space: Space,
-    obs: Vec<f32>,
-    final_obs: Vec<f32>,
-    rewards: Vec<f64>,
-    terminated: Vec<bool>,
-    truncated: Vec<bool>,
-    infos: Vec<Info>,
-    /// NextStep mode: sub-envs to reset on the next call.
-    autoreset: Vec<bool>,
-    was_reset: bool,
+    buffers: VecBuffers,
 }
 
 impl<E: Env> SyncVectorEnv<E> {
@@ -123,14 +192,7 @@ impl<E: Env> SyncVectorEnv<E> {
             obs_dim,
             observation_space,
             action_space,
-            obs: vec![0.0; n * obs_dim],
-            final_obs: vec![0.0; n * obs_dim],
-            rewards: vec![0.0; n],
-            terminated: vec![false; n],
-            truncated: vec![false; n],
-            infos: vec![Info::default(); n],
-            autoreset: vec![false; n],
-            was_reset: false,
+            buffers: VecBuffers::new(n, obs_dim),
         })
     }
 
@@ -155,7 +217,7 @@ impl<E: Env> SyncVectorEnv<E> {
 
     /// The current observations, `[num_envs, obs_dim]`.
     pub fn observations(&self) -> &[f32] {
-        &self.obs
+        &self.buffers.obs
     }
 }
 
@@ -184,71 +246,49 @@ impl<E: Env> VectorEnv for SyncVectorEnv<E> {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<&[f32]> {
         let d = self.obs_dim;
+        let b = &mut self.buffers;
         for (i, env) in self.envs.iter_mut().enumerate() {
             let (obs, info) = env
                 .reset(seed.map(|s| s.wrapping_add(i as u64)))
                 .map_err(|e| sub_env_error(i, e))?;
-            obs.write_flat(&mut self.obs[i * d..(i + 1) * d]);
-            self.infos[i] = info;
+            obs.write_flat(&mut b.obs[i * d..(i + 1) * d]);
+            b.infos[i] = info;
         }
-        self.rewards.fill(0.0);
-        self.terminated.fill(false);
-        self.truncated.fill(false);
-        self.autoreset.fill(false);
-        self.was_reset = true;
-        Ok(&self.obs)
+        b.after_reset();
+        Ok(&b.obs)
     }
 
     fn step(&mut self, actions: &[E::Action]) -> Result<VecStep<'_>> {
-        if !self.was_reset {
-            return Err(EnvError::ResetNeeded);
-        }
-        if actions.len() != self.envs.len() {
-            return Err(EnvError::InvalidConfig(format!(
-                "got {} actions for {} sub-envs",
-                actions.len(),
-                self.envs.len()
-            )));
-        }
+        self.buffers.check_step(actions.len())?;
         let d = self.obs_dim;
+        let b = &mut self.buffers;
         for (i, (env, action)) in self.envs.iter_mut().zip(actions).enumerate() {
             let row = i * d..(i + 1) * d;
-            if self.mode == AutoresetMode::NextStep && self.autoreset[i] {
+            if b.resets_now(self.mode, i) {
                 let (obs, info) = env.reset(None).map_err(|e| sub_env_error(i, e))?;
-                obs.write_flat(&mut self.obs[row]);
-                self.rewards[i] = 0.0;
-                self.terminated[i] = false;
-                self.truncated[i] = false;
-                self.infos[i] = info;
-                self.autoreset[i] = false;
+                obs.write_flat(&mut b.obs[row]);
+                b.record_next_step_reset(i, info);
                 continue;
             }
             let step = env.step(action).map_err(|e| sub_env_error(i, e))?;
             let done = step.done();
-            self.rewards[i] = step.reward;
-            self.terminated[i] = step.terminated;
-            self.truncated[i] = step.truncated;
-            self.infos[i] = step.info;
+            b.rewards[i] = step.reward;
+            b.terminated[i] = step.terminated;
+            b.truncated[i] = step.truncated;
+            b.infos[i] = step.info;
             match self.mode {
                 AutoresetMode::SameStep if done => {
-                    step.obs.write_flat(&mut self.final_obs[row.clone()]);
+                    step.obs.write_flat(&mut b.final_obs[row.clone()]);
                     let (obs, _reset_info) = env.reset(None).map_err(|e| sub_env_error(i, e))?;
-                    obs.write_flat(&mut self.obs[row]);
+                    obs.write_flat(&mut b.obs[row]);
                 }
                 _ => {
-                    step.obs.write_flat(&mut self.obs[row]);
-                    self.autoreset[i] = done;
+                    step.obs.write_flat(&mut b.obs[row]);
+                    b.autoreset[i] = done;
                 }
             }
         }
-        Ok(VecStep {
-            obs: &self.obs,
-            rewards: &self.rewards,
-            terminated: &self.terminated,
-            truncated: &self.truncated,
-            final_obs: &self.final_obs,
-            infos: &self.infos,
-        })
+        Ok(b.view())
     }
 }
 

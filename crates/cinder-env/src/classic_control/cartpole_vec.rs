@@ -11,7 +11,7 @@ use crate::env::{Env, Info, check_discrete_action};
 use crate::error::{EnvError, Result};
 use crate::rng::EnvRng;
 use crate::space::Space;
-use crate::vector::{AutoresetMode, VecStep, VectorEnv, sub_env_error};
+use crate::vector::{AutoresetMode, VecBuffers, VecStep, VectorEnv, sub_env_error};
 
 /// `num_envs` CartPole-v1 envs with their time limit, stepped together.
 #[derive(Debug, Clone)]
@@ -29,15 +29,7 @@ pub struct CartPoleVec {
     cos: Vec<f64>,
     elapsed: Vec<u64>,
     rngs: Vec<EnvRng>,
-    // Outputs.
-    obs: Vec<f32>,
-    final_obs: Vec<f32>,
-    rewards: Vec<f64>,
-    terminated: Vec<bool>,
-    truncated: Vec<bool>,
-    infos: Vec<Info>,
-    autoreset: Vec<bool>,
-    was_reset: bool,
+    out: VecBuffers,
 }
 
 impl CartPoleVec {
@@ -77,14 +69,7 @@ impl CartPoleVec {
             cos: vec![0.0; n],
             elapsed: vec![0; n],
             rngs: vec![EnvRng::default(); n],
-            obs: vec![0.0; 4 * n],
-            final_obs: vec![0.0; 4 * n],
-            rewards: vec![0.0; n],
-            terminated: vec![false; n],
-            truncated: vec![false; n],
-            infos: vec![Info::default(); n],
-            autoreset: vec![false; n],
-            was_reset: false,
+            out: VecBuffers::new(n, 4),
         })
     }
 
@@ -100,7 +85,7 @@ impl CartPoleVec {
 
     #[inline]
     fn write_obs(&mut self, i: usize) {
-        let row = &mut self.obs[4 * i..4 * i + 4];
+        let row = &mut self.out.obs[4 * i..4 * i + 4];
         row[0] = self.x[i] as f32;
         row[1] = self.x_dot[i] as f32;
         row[2] = self.theta[i] as f32;
@@ -131,28 +116,16 @@ impl VectorEnv for CartPoleVec {
         for i in 0..self.num_envs() {
             self.reset_one(i, seed.map(|s| s.wrapping_add(i as u64)));
         }
-        self.rewards.fill(0.0);
-        self.terminated.fill(false);
-        self.truncated.fill(false);
-        self.autoreset.fill(false);
-        self.was_reset = true;
-        Ok(&self.obs)
+        self.out.after_reset();
+        Ok(&self.out.obs)
     }
 
     fn step(&mut self, actions: &[usize]) -> Result<VecStep<'_>> {
         let n = self.num_envs();
-        if !self.was_reset {
-            return Err(EnvError::ResetNeeded);
-        }
-        if actions.len() != n {
-            return Err(EnvError::InvalidConfig(format!(
-                "got {} actions for {n} sub-envs",
-                actions.len()
-            )));
-        }
+        self.out.check_step(actions.len())?;
         // Validate everything before changing anything.
         for (i, &a) in actions.iter().enumerate() {
-            if !(self.mode == AutoresetMode::NextStep && self.autoreset[i]) {
+            if !self.out.resets_now(self.mode, i) {
                 check_discrete_action(a, 2).map_err(|e| sub_env_error(i, e))?;
             }
         }
@@ -172,41 +145,32 @@ impl VectorEnv for CartPoleVec {
             self.x_dot[i] = x_dot;
             self.theta[i] = theta;
             self.theta_dot[i] = theta_dot;
-            self.terminated[i] = terminated;
+            self.out.terminated[i] = terminated;
         }
         // Pass 3: time limits, observations and automatic resets.
         for i in 0..n {
-            if self.mode == AutoresetMode::NextStep && self.autoreset[i] {
+            if self.out.resets_now(self.mode, i) {
                 // This sub-env ended on the previous call: it resets and ignores its action
                 // (pass 2's result for it is discarded).
                 self.reset_one(i, None);
-                self.rewards[i] = 0.0;
-                self.terminated[i] = false;
-                self.truncated[i] = false;
-                self.autoreset[i] = false;
+                self.out.record_next_step_reset(i, Info::default());
                 continue;
             }
             self.elapsed[i] += 1;
-            self.rewards[i] = 1.0;
-            self.truncated[i] = self.elapsed[i] >= self.max_episode_steps;
+            self.out.rewards[i] = 1.0;
+            self.out.truncated[i] = self.elapsed[i] >= self.max_episode_steps;
             self.write_obs(i);
-            let done = self.terminated[i] || self.truncated[i];
+            let done = self.out.terminated[i] || self.out.truncated[i];
             match self.mode {
                 AutoresetMode::SameStep if done => {
-                    self.final_obs[4 * i..4 * i + 4].copy_from_slice(&self.obs[4 * i..4 * i + 4]);
+                    let row = 4 * i..4 * i + 4;
+                    self.out.final_obs[row.clone()].copy_from_slice(&self.out.obs[row]);
                     self.reset_one(i, None);
                 }
-                _ => self.autoreset[i] = done,
+                _ => self.out.autoreset[i] = done,
             }
         }
-        Ok(VecStep {
-            obs: &self.obs,
-            rewards: &self.rewards,
-            terminated: &self.terminated,
-            truncated: &self.truncated,
-            final_obs: &self.final_obs,
-            infos: &self.infos,
-        })
+        Ok(self.out.view())
     }
 }
 
