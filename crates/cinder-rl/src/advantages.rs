@@ -1,0 +1,261 @@
+//! Advantage estimators as small pure functions over rollout-shaped slices.
+//!
+//! All slices are row-major `[num_steps, num_envs]`: entry `t * num_envs + e` belongs to step `t`
+//! of env `e`. Episode ends come as two flags per step, because they bootstrap differently:
+//!
+//! - **terminated**: the MDP ended; the value after the step is 0.
+//! - **truncated** (a time limit): the episode was cut, the state had a future; bootstrap from
+//!   the value of the real final observation `V(final_obs)`, never from the observation after the
+//!   automatic reset (Stable-Baselines3 does the same; CleanRL treats truncation as termination).
+//!
+//! Both are summarised by [`bootstrap_values`], which the estimators take as input.
+
+/// The value to bootstrap from after each step, `[num_steps, num_envs]`:
+/// 0 where the step terminated, `final_values` where it was truncated (the critic's value of the
+/// real last observation), otherwise the value of the next observation (`values[t + 1]`, or
+/// `last_values` after the final step).
+///
+/// `final_values` is read only where `truncated && !terminated`.
+pub fn bootstrap_values(
+    values: &[f32],
+    last_values: &[f32],
+    final_values: &[f32],
+    terminated: &[bool],
+    truncated: &[bool],
+) -> Vec<f32> {
+    let num_envs = last_values.len();
+    let len = values.len();
+    (0..len)
+        .map(|i| {
+            if terminated[i] {
+                0.0
+            } else if truncated[i] {
+                final_values[i]
+            } else if i + num_envs < len {
+                values[i + num_envs]
+            } else {
+                last_values[i + num_envs - len]
+            }
+        })
+        .collect()
+}
+
+/// Generalised advantage estimation, GAE(γ, λ) (Schulman et al. 2016):
+///
+/// `δ_t = r_t + γ · bootstrap_t − V(s_t)`,
+/// `Â_t = δ_t + γλ · (1 − done_t) · Â_{t+1}`,
+///
+/// with `done_t = terminated_t || truncated_t` cutting the recursion at episode ends.
+/// Returns `(advantages, returns)` with the value targets `returns = advantages + values`.
+///
+/// `λ = 0` gives one-step TD errors, `λ = 1` Monte-Carlo returns minus the baseline.
+pub fn gae(
+    rewards: &[f32],
+    values: &[f32],
+    bootstrap: &[f32],
+    dones: &[bool],
+    num_envs: usize,
+    gamma: f32,
+    lambda: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let len = rewards.len();
+    let mut advantages = vec![0.0f32; len];
+    let mut next_advantage = vec![0.0f32; num_envs];
+    for i in (0..len).rev() {
+        let e = i % num_envs;
+        let delta = rewards[i] + gamma * bootstrap[i] - values[i];
+        let carry = if dones[i] { 0.0 } else { next_advantage[e] };
+        let advantage = delta + gamma * lambda * carry;
+        advantages[i] = advantage;
+        next_advantage[e] = advantage;
+    }
+    let returns = advantages.iter().zip(values).map(|(a, v)| a + v).collect();
+    (advantages, returns)
+}
+
+/// Discounted returns-to-go, `G_t = r_t + γ · (done_t ? bootstrap_t : G_{t+1})`, cut at episode
+/// ends (REINFORCE's Monte-Carlo return; with `bootstrap = 0` at terminations and after the last
+/// step it is the plain `Σ_k γ^k r_{t+k}` of each episode).
+pub fn returns_to_go(
+    rewards: &[f32],
+    bootstrap: &[f32],
+    dones: &[bool],
+    num_envs: usize,
+    gamma: f32,
+) -> Vec<f32> {
+    let len = rewards.len();
+    let mut returns = vec![0.0f32; len];
+    let mut next_return: Vec<f32> = vec![0.0; num_envs];
+    for i in (0..len).rev() {
+        let e = i % num_envs;
+        // After the last step, the next return is the bootstrap value.
+        let future = if dones[i] || i + num_envs >= len {
+            bootstrap[i]
+        } else {
+            next_return[e]
+        };
+        returns[i] = rewards[i] + gamma * future;
+        next_return[e] = returns[i];
+    }
+    returns
+}
+
+/// `(x − mean) / (std + 1e-8)` over the slice, with the sample standard deviation (Bessel's
+/// correction), as CleanRL's `(mb_advantages - mean) / (std + 1e-8)` with PyTorch's `std`.
+/// A slice of length < 2 is returned centred only.
+pub fn normalize(x: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+    let std = if n > 1 {
+        (x.iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64)
+            .sqrt()
+    } else {
+        0.0
+    };
+    for v in x {
+        *v = ((f64::from(*v) - mean) / (std + 1e-8)) as f32;
+    }
+}
+
+/// Fraction of the variance of `targets` that `predictions` explain:
+/// `1 − Var(targets − predictions) / Var(targets)`; NaN when `targets` has no variance
+/// (CleanRL's `explained_var`).
+pub fn explained_variance(predictions: &[f32], targets: &[f32]) -> f64 {
+    let var = |xs: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = xs.collect();
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64
+    };
+    let var_y = var(&mut targets.iter().map(|&y| f64::from(y)));
+    if var_y == 0.0 {
+        return f64::NAN;
+    }
+    let var_residual = var(&mut targets
+        .iter()
+        .zip(predictions)
+        .map(|(&y, &p)| f64::from(y) - f64::from(p)));
+    1.0 - var_residual / var_y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() < 1e-5,
+                "element {i}: {x} vs {y} ({a:?} vs {b:?})"
+            );
+        }
+    }
+
+    const GAMMAS: [f32; 3] = [0.0, 0.9, 0.99];
+    const LAMBDAS: [f32; 3] = [0.0, 0.5, 1.0];
+
+    #[test]
+    fn terminal_only_reward_single_env() {
+        // Four steps, reward 1 on the terminating step, zero values: A_t = γ^(3-t)·1·(γλ)^0...
+        // with V = 0, δ_t = r_t, so A_t = (γλ)^(3-t) and the return is A_t.
+        for gamma in GAMMAS {
+            for lambda in LAMBDAS {
+                let rewards = [0.0, 0.0, 0.0, 1.0];
+                let values = [0.0; 4];
+                let terminated = [false, false, false, true];
+                let truncated = [false; 4];
+                let boot = bootstrap_values(&values, &[5.0], &[0.0; 4], &terminated, &truncated);
+                assert_eq!(boot, [0.0, 0.0, 0.0, 0.0]);
+                let (adv, ret) = gae(&rewards, &values, &boot, &terminated, 1, gamma, lambda);
+                let gl = gamma * lambda;
+                close(&adv, &[gl.powi(3), gl.powi(2), gl, 1.0]);
+                close(&ret, &adv);
+                let g = returns_to_go(&rewards, &boot, &terminated, 1, gamma);
+                close(&g, &[gamma.powi(3), gamma.powi(2), gamma, 1.0]);
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_bootstraps_from_the_final_observation_value() {
+        // Two envs, three steps. Env 0 is truncated at t = 1 (final obs value 10), then a new
+        // episode runs; env 1 terminates at t = 2.
+        for gamma in GAMMAS {
+            for lambda in LAMBDAS {
+                let rewards = [1.0, 2.0, 1.0, 2.0, 1.0, 2.0];
+                let values = [0.5, 0.25, 0.5, 0.25, 3.0, 0.75];
+                let terminated = [false, false, false, false, false, true];
+                let truncated = [false, false, true, false, false, false];
+                let dones: Vec<bool> = terminated
+                    .iter()
+                    .zip(&truncated)
+                    .map(|(a, b)| a | b)
+                    .collect();
+                let final_values = [0.0, 0.0, 10.0, 0.0, 0.0, 0.0];
+                let last = [4.0, 99.0];
+                let boot = bootstrap_values(&values, &last, &final_values, &terminated, &truncated);
+                assert_eq!(boot, [0.5, 0.25, 10.0, 0.75, 4.0, 0.0]);
+                let (adv, ret) = gae(&rewards, &values, &boot, &dones, 2, gamma, lambda);
+                // By hand, env 0: t=2 new episode: δ = 1 + γ·4 − 3; t=1 truncated: δ = 1 + γ·10 − 0.5
+                // with no carry; t=0: δ = 1 + γ·0.5 − 0.5, carry A_1.
+                let a0_2 = 1.0 + gamma * 4.0 - 3.0;
+                let a0_1 = 1.0 + gamma * 10.0 - 0.5;
+                let a0_0 = 1.0 + gamma * 0.5 - 0.5 + gamma * lambda * a0_1;
+                // env 1: t=2 terminated: δ = 2 − 0.75; t=1: δ = 2 + γ·0.75 − 0.25 + γλ·A_2; ...
+                let a1_2: f32 = 2.0 - 0.75;
+                let a1_1 = 2.0 + gamma * 0.75 - 0.25 + gamma * lambda * a1_2;
+                let a1_0 = 2.0 + gamma * 0.25 - 0.25 + gamma * lambda * a1_1;
+                close(&adv, &[a0_0, a1_0, a0_1, a1_1, a0_2, a1_2]);
+                let expected_ret: Vec<f32> = adv.iter().zip(&values).map(|(a, v)| a + v).collect();
+                close(&ret, &expected_ret);
+            }
+        }
+    }
+
+    #[test]
+    fn gae_with_lambda_one_equals_returns_minus_values() {
+        let rewards = [1.0, -1.0, 0.5, 2.0, 0.0, 1.0, 1.0, 3.0];
+        let values = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+        let terminated = [false, false, true, false, false, false, false, false];
+        let truncated = [false, false, false, false, false, true, false, false];
+        let dones: Vec<bool> = terminated
+            .iter()
+            .zip(&truncated)
+            .map(|(a, b)| a | b)
+            .collect();
+        let final_values = [0.0, 0.0, 0.0, 0.0, 0.0, 7.0, 0.0, 0.0];
+        let boot = bootstrap_values(
+            &values,
+            &[1.5, -2.0],
+            &final_values,
+            &terminated,
+            &truncated,
+        );
+        let (adv, _) = gae(&rewards, &values, &boot, &dones, 2, 0.95, 1.0);
+        let g = returns_to_go(&rewards, &boot, &dones, 2, 0.95);
+        let expected: Vec<f32> = g.iter().zip(&values).map(|(g, v)| g - v).collect();
+        close(&adv, &expected);
+    }
+
+    #[test]
+    fn normalize_and_explained_variance() {
+        let mut x = [1.0, 2.0, 3.0, 4.0];
+        normalize(&mut x);
+        let mean: f32 = x.iter().sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-6);
+        // Sample std of 1..4 is sqrt(5/3).
+        close(
+            &x,
+            &[-1.5, -0.5, 0.5, 1.5].map(|v: f32| v / (5.0f32 / 3.0).sqrt()),
+        );
+        assert_eq!(explained_variance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), 1.0);
+        assert!(explained_variance(&[0.0; 3], &[2.0; 3]).is_nan());
+        assert!((explained_variance(&[2.0, 2.0, 2.0, 2.0], &[1.0, 2.0, 3.0, 2.0])).abs() < 1e-12);
+    }
+}

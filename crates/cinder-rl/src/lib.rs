@@ -1,0 +1,27 @@
+//! # cinder-rl
+//!
+//! Policy-gradient reinforcement learning on Burn, generic over the backend. This crate is being
+//! built up piece by piece (see the project's issues); it has so far:
+//!
+//! - [`advantages`]: bootstrap values that tell truncation from termination, GAE(γ, λ),
+//!   returns-to-go, advantage normalisation and explained variance, as pure functions;
+//! - [`distributions`]: categorical and diagonal-Gaussian action distributions with
+//!   log-probabilities, entropies and the exact categorical KL, plus host-side sampling on the
+//!   seeded NumPy-compatible generator.
+//!
+//! ```
+//! use cinder_rl::advantages::{bootstrap_values, gae};
+//!
+//! // One env, three steps, the episode terminates on the last one.
+//! let rewards = [1.0, 1.0, 1.0];
+//! let values = [0.5, 0.5, 0.5];
+//! let terminated = [false, false, true];
+//! let truncated = [false; 3];
+//! let bootstrap = bootstrap_values(&values, &[0.0], &[0.0; 3], &terminated, &truncated);
+//! let (advantages, returns) = gae(&rewards, &values, &bootstrap, &terminated, 1, 0.99, 0.95);
+//! assert_eq!(advantages.len(), 3);
+//! assert!((returns[2] - 1.0).abs() < 1e-6);
+//! ```
+
+pub mod advantages;
+pub mod distributions;
