@@ -7,7 +7,9 @@
 //!   returns-to-go, advantage normalisation and explained variance, as pure functions;
 //! - [`distributions`]: categorical and diagonal-Gaussian action distributions with
 //!   log-probabilities, entropies and the exact categorical KL, plus host-side sampling on the
-//!   seeded NumPy-compatible generator.
+//!   seeded NumPy-compatible generator;
+//! - [`policy`]: the actor-critic MLP (`#[derive(Config)]` → `#[derive(Module)]`) with CleanRL's
+//!   orthogonal initialisation and SB3's `evaluate_actions`.
 //!
 //! ```
 //! use cinder_rl::advantages::{bootstrap_values, gae};
@@ -25,3 +27,7 @@
 
 pub mod advantages;
 pub mod distributions;
+pub mod error;
+pub mod policy;
+
+pub use error::{Result, RlError};

@@ -1,0 +1,20 @@
+//! The one error type of `cinder-rl`.
+
+use thiserror::Error;
+
+/// What can go wrong in `cinder-rl`. Every message says what to change.
+#[derive(Debug, Error)]
+pub enum RlError {
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The env's spaces are of a kind the policy cannot handle.
+    #[error("unsupported space: {0}")]
+    UnsupportedSpace(String),
+    /// An error from the environment.
+    #[error(transparent)]
+    Env(#[from] cinder_env::EnvError),
+}
+
+/// `Result` with [`RlError`].
+pub type Result<T, E = RlError> = std::result::Result<T, E>;

@@ -1,0 +1,366 @@
+//! The actor-critic policy: an MLP actor (categorical or diagonal-Gaussian head) and an MLP
+//! critic, initialised as in CleanRL's `ppo.py` (orthogonal weights with gain √2 on hidden
+//! layers, 0.01 on the policy head, 1.0 on the value head; zero biases; tanh activations).
+
+use crate::distributions::{Categorical, DiagGaussian};
+use crate::error::{Result, RlError};
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Int, Tensor, backend::Backend};
+use cinder_env::Space;
+
+/// The shape and initialisation of an [`ActorCritic`].
+#[derive(Config, Debug)]
+pub struct ActorCriticConfig {
+    /// Floats per observation.
+    pub obs_dim: usize,
+    /// Number of discrete actions, or the dimension of a continuous action.
+    pub action_dim: usize,
+    /// Whether actions are continuous (diagonal Gaussian) rather than discrete (categorical).
+    #[config(default = false)]
+    pub continuous: bool,
+    /// Units in each of the two hidden layers of the actor and of the critic (CleanRL: 64).
+    #[config(default = 64)]
+    pub hidden: usize,
+    /// Initial log standard deviation of a Gaussian policy (CleanRL's continuous PPO: 0).
+    #[config(default = 0.0)]
+    pub init_log_std: f64,
+}
+
+impl ActorCriticConfig {
+    /// A config for an env's observation and action spaces (a `Box` observation space; a
+    /// `Discrete` or one-dimensional `Box` action space).
+    pub fn for_spaces(observation_space: &Space, action_space: &Space) -> Result<Self> {
+        let obs_dim = match observation_space {
+            Space::Box(b) => b.size(),
+            other => {
+                return Err(RlError::UnsupportedSpace(format!(
+                    "the actor-critic MLP needs a Box observation space, the env has {other}"
+                )));
+            }
+        };
+        Ok(match action_space {
+            Space::Discrete(d) => Self::new(obs_dim, d.n),
+            Space::Box(b) => Self::new(obs_dim, b.size()).with_continuous(true),
+        })
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("obs_dim", self.obs_dim),
+            ("action_dim", self.action_dim),
+            ("hidden", self.hidden),
+        ] {
+            if value == 0 {
+                return Err(RlError::InvalidConfig(format!("{name} must be at least 1")));
+            }
+        }
+        if !self.continuous && self.action_dim < 2 {
+            return Err(RlError::InvalidConfig(format!(
+                "a discrete policy needs action_dim >= 2 actions, got {}",
+                self.action_dim
+            )));
+        }
+        if !self.init_log_std.is_finite() {
+            return Err(RlError::InvalidConfig("init_log_std must be finite".into()));
+        }
+        Ok(())
+    }
+
+    /// Builds the module on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<ActorCritic<B>> {
+        self.validate()?;
+        let sqrt2 = std::f64::consts::SQRT_2;
+        let h = self.hidden;
+        let actor = Mlp::new(
+            &[
+                (self.obs_dim, h, sqrt2),
+                (h, h, sqrt2),
+                (h, self.action_dim, 0.01),
+            ],
+            device,
+        );
+        let critic = Mlp::new(
+            &[(self.obs_dim, h, sqrt2), (h, h, sqrt2), (h, 1, 1.0)],
+            device,
+        );
+        let log_std = self.continuous.then(|| {
+            Initializer::Constant {
+                value: self.init_log_std,
+            }
+            .init([1, self.action_dim], device)
+        });
+        Ok(ActorCritic {
+            actor,
+            critic,
+            log_std,
+        })
+    }
+}
+
+/// A stack of linear layers with tanh between them.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    layers: Vec<Linear<B>>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Layers `(d_in, d_out, gain)`: orthogonal weights with that gain, zero biases. (Burn's
+    /// orthogonal initialiser would also be applied to the 1-D bias, which it cannot handle.)
+    fn new(layers: &[(usize, usize, f64)], device: &B::Device) -> Self {
+        let layers = layers
+            .iter()
+            .map(|&(d_in, d_out, gain)| Linear {
+                weight: Initializer::Orthogonal { gain }.init([d_in, d_out], device),
+                bias: Some(Initializer::Zeros.init([d_out], device)),
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// # Shapes
+    /// - input: `[batch, d_in]`
+    /// - output: `[batch, d_out]`
+    pub fn forward(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        let last = self.layers.len() - 1;
+        let mut x = input;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = tanh(x);
+            }
+        }
+        x
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[Linear<B>] {
+        &self.layers
+    }
+}
+
+/// `tanh(x) = 1 − 2 / (exp(2x) + 1)`: the same values as `tanh` to float precision, built from
+/// `exp`, which Burn's ndarray backend vectorises (its `tanh` is scalar libm and dominated the
+/// update time; see BURN_NOTES). Saturates to ±1 without NaN for large |x|.
+pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.mul_scalar(2.0)
+        .exp()
+        .add_scalar(1.0)
+        .recip()
+        .mul_scalar(-2.0)
+        .add_scalar(1.0)
+}
+
+/// A batch of actions of either kind.
+#[derive(Debug, Clone)]
+pub enum Actions<B: Backend> {
+    /// Discrete action indices, `[batch]`.
+    Discrete(Tensor<B, 1, Int>),
+    /// Continuous action vectors, `[batch, action_dim]`.
+    Continuous(Tensor<B, 2>),
+}
+
+/// The action distribution a policy gives for a batch of observations.
+#[derive(Debug, Clone)]
+pub enum PolicyDistribution<B: Backend> {
+    /// Discrete actions.
+    Categorical(Categorical<B>),
+    /// Continuous actions.
+    Gaussian(DiagGaussian<B>),
+}
+
+impl<B: Backend> PolicyDistribution<B> {
+    /// `log π(a|s)`, `[batch]`. Errors if the actions are of the other kind.
+    pub fn log_prob(&self, actions: Actions<B>) -> Result<Tensor<B, 1>> {
+        match (self, actions) {
+            (Self::Categorical(d), Actions::Discrete(a)) => Ok(d.log_prob(a)),
+            (Self::Gaussian(d), Actions::Continuous(a)) => Ok(d.log_prob_sum(a)),
+            _ => Err(RlError::InvalidConfig(
+                "actions are of the other kind than the policy's (discrete vs continuous)".into(),
+            )),
+        }
+    }
+
+    /// Entropy, `[batch]`.
+    pub fn entropy(&self) -> Tensor<B, 1> {
+        match self {
+            Self::Categorical(d) => d.entropy(),
+            Self::Gaussian(d) => d.entropy(),
+        }
+    }
+}
+
+/// An actor and a critic that share nothing but their input (CleanRL's `Agent`).
+#[derive(Module, Debug)]
+pub struct ActorCritic<B: Backend> {
+    actor: Mlp<B>,
+    critic: Mlp<B>,
+    /// State-independent log standard deviation `[1, action_dim]` (continuous actions only).
+    log_std: Option<Param<Tensor<B, 2>>>,
+}
+
+impl<B: Backend> ActorCritic<B> {
+    /// The action distribution for `obs` `[batch, obs_dim]`.
+    pub fn distribution(&self, obs: Tensor<B, 2>) -> PolicyDistribution<B> {
+        let out = self.actor.forward(obs);
+        match &self.log_std {
+            None => PolicyDistribution::Categorical(Categorical::from_logits(out)),
+            Some(log_std) => PolicyDistribution::Gaussian(DiagGaussian::new(out, log_std.val())),
+        }
+    }
+
+    /// The critic's values `V(s)`, `[batch]`.
+    pub fn value(&self, obs: Tensor<B, 2>) -> Tensor<B, 1> {
+        self.critic.forward(obs).squeeze_dim(1)
+    }
+
+    /// Stable-Baselines3's `evaluate_actions`: `(log_probs, entropy, values)`, each `[batch]`,
+    /// for the actions taken in `obs`.
+    pub fn evaluate_actions(
+        &self,
+        obs: Tensor<B, 2>,
+        actions: Actions<B>,
+    ) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>)> {
+        let dist = self.distribution(obs.clone());
+        let log_probs = dist.log_prob(actions)?;
+        Ok((log_probs, dist.entropy(), self.value(obs)))
+    }
+
+    /// The actor network.
+    pub fn actor(&self) -> &Mlp<B> {
+        &self.actor
+    }
+
+    /// The critic network.
+    pub fn critic(&self) -> &Mlp<B> {
+        &self.critic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::TensorData;
+    use cinder_env::make;
+
+    type B = NdArray<f32>;
+
+    fn data2(t: Tensor<B, 2>) -> (Vec<f32>, [usize; 2]) {
+        let dims = t.dims();
+        (t.into_data().to_vec::<f32>().unwrap(), dims)
+    }
+
+    /// `W^T W` (or `W W^T`, whichever is the smaller square) is `gain² I`.
+    fn assert_orthogonal(w: Tensor<B, 2>, gain: f32) {
+        let [rows, cols] = w.dims();
+        let gram = if rows >= cols {
+            w.clone().transpose().matmul(w)
+        } else {
+            w.clone().matmul(w.transpose())
+        };
+        let (g, [n, _]) = data2(gram);
+        for i in 0..n {
+            for j in 0..n {
+                let expected = if i == j { gain * gain } else { 0.0 };
+                assert!(
+                    (g[i * n + j] - expected).abs() < 1e-4 * (1.0 + gain * gain),
+                    "gram[{i},{j}] = {} (gain {gain})",
+                    g[i * n + j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn init_follows_cleanrl() {
+        let device = Default::default();
+        let env = make("CartPole-v1").unwrap();
+        let config =
+            ActorCriticConfig::for_spaces(&env.observation_space(), &env.action_space()).unwrap();
+        assert_eq!(
+            (config.obs_dim, config.action_dim, config.continuous),
+            (4, 2, false)
+        );
+        let model = config.init::<B>(&device).unwrap();
+        let gains = [std::f32::consts::SQRT_2, std::f32::consts::SQRT_2, 0.01];
+        for (layer, gain) in model.actor().layers().iter().zip(gains) {
+            assert_orthogonal(layer.weight.val(), gain);
+            let bias: Vec<f32> = layer
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            assert!(bias.iter().all(|&b| b == 0.0));
+        }
+        assert_orthogonal(model.critic().layers()[2].weight.val(), 1.0);
+        assert_eq!(model.critic().layers()[2].weight.dims(), [64, 1]);
+    }
+
+    #[test]
+    fn evaluate_actions_shapes_and_consistency() {
+        let device = Default::default();
+        let model = ActorCriticConfig::new(4, 3).init::<B>(&device).unwrap();
+        let obs = Tensor::<B, 2>::random([5, 4], burn::tensor::Distribution::Default, &device);
+        let actions =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 1, 0], [5]), &device);
+        let (log_probs, entropy, values) = model
+            .evaluate_actions(obs.clone(), Actions::Discrete(actions.clone()))
+            .unwrap();
+        assert_eq!(log_probs.dims(), [5]);
+        assert_eq!(entropy.dims(), [5]);
+        assert_eq!(values.dims(), [5]);
+        // A fresh policy head (gain 0.01) is nearly uniform.
+        let h: Vec<f32> = entropy.into_data().to_vec().unwrap();
+        assert!(h.iter().all(|&h| (h - 3f32.ln()).abs() < 1e-3), "{h:?}");
+        let lp: Vec<f32> = log_probs.into_data().to_vec().unwrap();
+        assert!(lp.iter().all(|&l| (l + 3f32.ln()).abs() < 0.05), "{lp:?}");
+        let wrong =
+            model.evaluate_actions(obs, Actions::Continuous(Tensor::zeros([5, 3], &device)));
+        assert!(wrong.is_err());
+    }
+
+    #[test]
+    fn gaussian_policy_for_pendulum() {
+        let device = Default::default();
+        let env = make("Pendulum-v1").unwrap();
+        let config = ActorCriticConfig::for_spaces(&env.observation_space(), &env.action_space())
+            .unwrap()
+            .with_init_log_std(-0.5);
+        let model = config.init::<B>(&device).unwrap();
+        let obs = Tensor::<B, 2>::zeros([2, 3], &device);
+        let (_, entropy, _) = model
+            .evaluate_actions(obs, Actions::Continuous(Tensor::zeros([2, 1], &device)))
+            .unwrap();
+        let h: Vec<f32> = entropy.into_data().to_vec().unwrap();
+        let expected = 0.5 + 0.5 * (2.0 * std::f32::consts::PI).ln() - 0.5;
+        assert!(h.iter().all(|&h| (h - expected).abs() < 1e-5), "{h:?}");
+    }
+
+    #[test]
+    fn tanh_matches_std_and_saturates() {
+        let device = Default::default();
+        let xs = vec![-100.0f32, -3.0, -0.5, 0.0, 0.25, 2.0, 100.0];
+        let t = Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+        let ys: Vec<f32> = tanh(t).into_data().to_vec().unwrap();
+        for (x, y) in xs.iter().zip(ys) {
+            assert!((x.tanh() - y).abs() < 1e-6, "tanh({x}) = {y}");
+        }
+    }
+
+    #[test]
+    fn bad_configs_say_what_to_change() {
+        let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+        let err = ActorCriticConfig::new(0, 2).init::<B>(&device).unwrap_err();
+        assert!(err.to_string().contains("obs_dim"));
+        let err = ActorCriticConfig::new(4, 1).init::<B>(&device).unwrap_err();
+        assert!(err.to_string().contains("action_dim >= 2"));
+        let discrete_obs = Space::Discrete(cinder_env::Discrete::new(3));
+        assert!(ActorCriticConfig::for_spaces(&discrete_obs, &discrete_obs).is_err());
+    }
+}
