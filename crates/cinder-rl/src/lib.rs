@@ -10,6 +10,8 @@
 //!   seeded NumPy-compatible generator;
 //! - [`policy`]: the actor-critic MLP (`#[derive(Config)]` → `#[derive(Module)]`) with CleanRL's
 //!   orthogonal initialisation and SB3's `evaluate_actions`.
+//! - [`losses`]: vanilla and clipped surrogates (with PPO diagnostics), the clipped value loss
+//!   and the k1/k2/k3 KL estimators.
 //!
 //! ```
 //! use cinder_rl::advantages::{bootstrap_values, gae};
@@ -28,6 +30,7 @@
 pub mod advantages;
 pub mod distributions;
 pub mod error;
+pub mod losses;
 pub mod policy;
 
 pub use error::{Result, RlError};

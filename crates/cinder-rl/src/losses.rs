@@ -1,0 +1,256 @@
+//! Surrogate losses, the value loss and KL estimators, as functions of tensors (all minimised).
+//! The formulas are those of `shared/design/ALGORITHMS.md`; the clipped surrogate and the clipped
+//! value loss follow CleanRL's `ppo.py`.
+
+use burn::tensor::{Tensor, backend::Backend};
+
+/// The vanilla policy-gradient surrogate `−mean(log π(a|s) · Â)` (REINFORCE).
+///
+/// # Shapes
+/// - `log_probs`, `advantages`: `[batch]`
+pub fn vanilla_surrogate<B: Backend>(
+    log_probs: Tensor<B, 1>,
+    advantages: Tensor<B, 1>,
+) -> Tensor<B, 1> {
+    (log_probs * advantages).mean().neg()
+}
+
+/// The clipped surrogate and its diagnostics.
+#[derive(Debug, Clone)]
+pub struct ClippedSurrogate<B: Backend> {
+    /// `−mean(min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â))`, `[1]`.
+    pub loss: Tensor<B, 1>,
+    /// `mean((ρ − 1) − log ρ)`, an estimator of `KL(π_old ‖ π_θ)` (detached), `[1]`.
+    pub approx_kl: Tensor<B, 1>,
+    /// Fraction of samples with `ρ` outside `[1 − ε_low, 1 + ε_high]` (detached), `[1]`.
+    pub clip_fraction: Tensor<B, 1>,
+}
+
+/// PPO's clipped surrogate with separate lower and upper clip ranges (DAPO's "clip-higher" when
+/// `clip_high > clip_low`; PPO uses 0.2 for both).
+///
+/// `ρ = exp(log π_θ − log π_old)` with `old_log_probs` treated as constants.
+///
+/// # Shapes
+/// - `log_probs`, `old_log_probs`, `advantages`: `[batch]`
+pub fn clipped_surrogate<B: Backend>(
+    log_probs: Tensor<B, 1>,
+    old_log_probs: Tensor<B, 1>,
+    advantages: Tensor<B, 1>,
+    clip_low: f32,
+    clip_high: f32,
+) -> ClippedSurrogate<B> {
+    let log_ratio = log_probs - old_log_probs.detach();
+    let ratio = log_ratio.clone().exp();
+    let unclipped = ratio.clone() * advantages.clone();
+    let clipped = ratio.clone().clamp(1.0 - clip_low, 1.0 + clip_high) * advantages;
+    // −min(a, b) = max(−a, −b), as CleanRL writes it.
+    let loss = unclipped.neg().max_pair(clipped.neg()).mean();
+    let ratio_d = ratio.detach();
+    let approx_kl = (ratio_d.clone().sub_scalar(1.0) - log_ratio.detach()).mean();
+    let outside = ratio_d
+        .clone()
+        .lower_elem(1.0 - clip_low)
+        .bool_or(ratio_d.greater_elem(1.0 + clip_high));
+    let clip_fraction = outside.float().mean();
+    ClippedSurrogate {
+        loss,
+        approx_kl,
+        clip_fraction,
+    }
+}
+
+/// The value loss `½ mean((V − R)²)`, or with `clip = Some(ε)` CleanRL's clipped version
+/// `½ mean(max((V − R)², (V_old + clip(V − V_old, −ε, ε) − R)²))`.
+///
+/// # Shapes
+/// - `values`, `old_values`, `returns`: `[batch]`
+pub fn value_loss<B: Backend>(
+    values: Tensor<B, 1>,
+    old_values: Tensor<B, 1>,
+    returns: Tensor<B, 1>,
+    clip: Option<f32>,
+) -> Tensor<B, 1> {
+    let unclipped = (values.clone() - returns.clone()).square();
+    match clip {
+        None => unclipped.mean().mul_scalar(0.5),
+        Some(eps) => {
+            let old_values = old_values.detach();
+            let clipped_values = old_values.clone() + (values - old_values).clamp(-eps, eps);
+            let clipped = (clipped_values - returns).square();
+            unclipped.max_pair(clipped).mean().mul_scalar(0.5)
+        }
+    }
+}
+
+/// Schulman's estimators of `KL(π_θ ‖ π_ref)` from samples of `π_θ`, with
+/// `x = log π_ref − log π_θ`: `k1 = −x` (unbiased, can be negative), `k2 = x²/2` (biased, low
+/// variance), `k3 = exp(x) − x − 1` (unbiased and ≥ 0; GRPO's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KlEstimator {
+    /// `−x`.
+    K1,
+    /// `x² / 2`.
+    K2,
+    /// `exp(x) − x − 1`.
+    K3,
+}
+
+/// The per-sample KL estimate, `[batch]`, differentiable in `log_probs` (the reference is
+/// treated as constant).
+pub fn kl_estimate<B: Backend>(
+    log_probs: Tensor<B, 1>,
+    ref_log_probs: Tensor<B, 1>,
+    estimator: KlEstimator,
+) -> Tensor<B, 1> {
+    let x = ref_log_probs.detach() - log_probs;
+    match estimator {
+        KlEstimator::K1 => x.neg(),
+        KlEstimator::K2 => x.square().mul_scalar(0.5),
+        KlEstimator::K3 => x.clone().exp() - x.add_scalar(1.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
+
+    type B = NdArray<f32>;
+    type AB = Autodiff<NdArray<f32>>;
+
+    fn t<Bk: Backend>(xs: &[f32]) -> Tensor<Bk, 1> {
+        Tensor::from_data(
+            TensorData::new(xs.to_vec(), [xs.len()]),
+            &Default::default(),
+        )
+    }
+
+    fn scalar<Bk: Backend>(x: Tensor<Bk, 1>) -> f32 {
+        x.into_data().to_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn clipped_surrogate_at_the_boundaries() {
+        let eps = 0.2f32;
+        // Ratios just inside and just outside [0.8, 1.2], with positive and negative advantages.
+        let ratios = [1.19f32, 1.21, 0.81, 0.79, 1.21, 0.79];
+        let advantages = [1.0f32, 1.0, -1.0, -1.0, -1.0, 1.0];
+        let log_probs: Vec<f32> = ratios.iter().map(|r| r.ln()).collect();
+        let old = [0.0f32; 6];
+        // By hand: min(ρA, clip(ρ)A) per sample.
+        let per_sample: Vec<f32> = ratios
+            .iter()
+            .zip(&advantages)
+            .map(|(&r, &a)| (r * a).min(r.clamp(1.0 - eps, 1.0 + eps) * a))
+            .collect();
+        let expected = -per_sample.iter().sum::<f32>() / 6.0;
+
+        let lp = t::<AB>(&log_probs).require_grad();
+        let out = clipped_surrogate(lp.clone(), t(&old), t(&advantages), eps, eps);
+        assert!((scalar(out.loss.clone()) - expected).abs() < 1e-6);
+        // Outside the range: samples 1, 3, 4, 5.
+        assert!((scalar(out.clip_fraction) - 4.0 / 6.0).abs() < 1e-6);
+        let kl: f32 = ratios.iter().map(|r| (r - 1.0) - r.ln()).sum::<f32>() / 6.0;
+        assert!((scalar(out.approx_kl) - kl).abs() < 1e-6);
+
+        // Gradient: zero where the clipped term is the active minimum (ρ > 1 + ε with A > 0,
+        // ρ < 1 − ε with A < 0), −ρA/n elsewhere (d/dlogπ of −ρA/n).
+        let grads = out.loss.backward();
+        let g: Vec<f32> = lp.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let clipped_active = [false, true, false, true, false, false];
+        for i in 0..6 {
+            let expected = if clipped_active[i] {
+                0.0
+            } else {
+                -ratios[i] * advantages[i] / 6.0
+            };
+            assert!(
+                (g[i] - expected).abs() < 1e-6,
+                "sample {i}: {} vs {expected}",
+                g[i]
+            );
+        }
+    }
+
+    #[test]
+    fn asymmetric_clip_uses_its_upper_range() {
+        let out = clipped_surrogate::<B>(t(&[1.25f32.ln()]), t(&[0.0]), t(&[1.0]), 0.2, 0.28);
+        // 1.25 is inside [0.8, 1.28]: unclipped.
+        assert!((scalar(out.loss) + 1.25).abs() < 1e-6);
+        assert_eq!(scalar(out.clip_fraction), 0.0);
+    }
+
+    #[test]
+    fn vanilla_and_value_losses() {
+        let loss = vanilla_surrogate::<B>(t(&[-1.0, -2.0]), t(&[1.0, -0.5]));
+        assert!((scalar(loss) - (-(-1.0 + 1.0) / 2.0)).abs() < 1e-6);
+        let values = t::<B>(&[1.0, 3.0]);
+        let old = t::<B>(&[0.5, 0.5]);
+        let returns = t::<B>(&[0.0, 0.0]);
+        assert!(
+            (scalar(value_loss(
+                values.clone(),
+                old.clone(),
+                returns.clone(),
+                None
+            )) - 2.5)
+                .abs()
+                < 1e-6
+        );
+        // Clipped values: 0.5 + clip(0.5) = 0.7, 0.5 + clip(2.5) = 0.7; max of squares: 1 and 9.
+        assert!(
+            (scalar(value_loss(values, old, returns, Some(0.2))) - 0.5 * (1.0 + 9.0) / 2.0).abs()
+                < 1e-6
+        );
+    }
+
+    #[test]
+    fn kl_estimators_closed_forms_and_signs() {
+        let lp = [-1.0f32, -0.5, -2.0];
+        let rf = [-1.5f32, -0.5, -1.0];
+        let x: Vec<f32> = lp.iter().zip(&rf).map(|(l, r)| r - l).collect();
+        let k1: Vec<f32> = kl_estimate::<B>(t(&lp), t(&rf), KlEstimator::K1)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let k2: Vec<f32> = kl_estimate::<B>(t(&lp), t(&rf), KlEstimator::K2)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let k3: Vec<f32> = kl_estimate::<B>(t(&lp), t(&rf), KlEstimator::K3)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        for i in 0..3 {
+            assert!((k1[i] + x[i]).abs() < 1e-6);
+            assert!((k2[i] - x[i] * x[i] / 2.0).abs() < 1e-6);
+            assert!((k3[i] - (x[i].exp() - x[i] - 1.0)).abs() < 1e-6);
+            assert!(k3[i] >= 0.0 && k2[i] >= 0.0);
+        }
+        assert!(k1[2] < 0.0, "k1 can be negative");
+    }
+
+    #[test]
+    fn k1_and_k3_are_unbiased_for_categorical_kl() {
+        use crate::distributions::sample_categorical;
+        use cinder_env::rng::NpRandom;
+        // π_θ = [0.7, 0.2, 0.1], π_ref = [0.4, 0.4, 0.2]: KL(π_θ ‖ π_ref) by sampling from π_θ.
+        let p = [0.7f32, 0.2, 0.1];
+        let q = [0.4f32, 0.4, 0.2];
+        let exact: f32 = p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum();
+        let mut rng = NpRandom::from_seed(1);
+        let n = 100_000;
+        let (mut lp, mut rf) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let a = sample_categorical(&p, &mut rng);
+            lp.push(p[a].ln());
+            rf.push(q[a].ln());
+        }
+        for est in [KlEstimator::K1, KlEstimator::K3] {
+            let mean = scalar(kl_estimate::<B>(t(&lp), t(&rf), est).mean());
+            assert!((mean - exact).abs() < 0.01, "{est:?}: {mean} vs {exact}");
+        }
+    }
+}
