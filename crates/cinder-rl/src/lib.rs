@@ -12,6 +12,7 @@
 //!   orthogonal initialisation and SB3's `evaluate_actions`.
 //! - [`losses`]: vanilla and clipped surrogates (with PPO diagnostics), the clipped value loss
 //!   and the k1/k2/k3 KL estimators.
+//! - [`gradients`]: global gradient-norm clipping (PyTorch `clip_grad_norm_`).
 //!
 //! ```
 //! use cinder_rl::advantages::{bootstrap_values, gae};
@@ -30,6 +31,7 @@
 pub mod advantages;
 pub mod distributions;
 pub mod error;
+pub mod gradients;
 pub mod losses;
 pub mod policy;
 

@@ -1,0 +1,125 @@
+//! Global gradient-norm clipping, as PyTorch's `clip_grad_norm_` (which PPO uses): the norm is
+//! taken over all parameters together. Burn's own clipping works per parameter tensor.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+struct SquaredNorm<'a, B: Backend> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<B, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B::InnerBackend> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let sq = g.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + sq,
+                None => sq,
+            });
+        }
+    }
+}
+
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f32,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// The L2 norm of all of `model`'s gradients in `grads` taken together (read back once).
+pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &GradientsParams,
+) -> f32 {
+    let mut visitor = SquaredNorm::<B::InnerBackend> { grads, total: None };
+    model.visit(&mut visitor);
+    match visitor.total {
+        Some(total) => total
+            .into_data()
+            .to_vec::<f32>()
+            .map_or(f32::NAN, |v| v[0].sqrt()),
+        None => 0.0,
+    }
+}
+
+/// Scales all gradients by `min(1, max_norm / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`).
+/// Returns the norm before clipping, which may be NaN or infinite: check it before stepping.
+pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: GradientsParams,
+    max_norm: f32,
+) -> (GradientsParams, f32) {
+    let mut grads = grads;
+    let norm = global_grad_norm::<B, M>(model, &grads);
+    let factor = max_norm / (norm + 1e-6);
+    if norm.is_finite() && factor < 1.0 {
+        let mut visitor = Scale {
+            grads: &mut grads,
+            factor,
+        };
+        model.visit(&mut visitor);
+    }
+    (grads, norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ActorCriticConfig;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::module::Module;
+
+    type AB = Autodiff<NdArray<f32>>;
+
+    fn grads_of(model: &crate::policy::ActorCritic<AB>, scale: f32) -> GradientsParams {
+        let obs = Tensor::<AB, 2>::ones([3, 4], &Default::default());
+        let loss = model.value(obs.clone()).sum().mul_scalar(scale)
+            + model.distribution(obs).entropy().sum();
+        GradientsParams::from_grads(loss.backward(), model)
+    }
+
+    /// The norm computed by hand: every gradient tensor read back and squared.
+    fn norm_by_hand(model: &crate::policy::ActorCritic<AB>, grads: &GradientsParams) -> f32 {
+        struct Collect<'a>(&'a GradientsParams, f64);
+        impl ModuleVisitor<AB> for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+                if let Some(g) = self.0.get::<NdArray<f32>, D>(param.id) {
+                    let v: Vec<f32> = g.into_data().to_vec().unwrap();
+                    self.1 += v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>();
+                }
+            }
+        }
+        let mut c = Collect(grads, 0.0);
+        model.visit(&mut c);
+        c.1.sqrt() as f32
+    }
+
+    #[test]
+    fn clipping_is_global_and_only_shrinks() {
+        let model = ActorCriticConfig::new(4, 2)
+            .init::<AB>(&Default::default())
+            .unwrap();
+        let grads = grads_of(&model, 100.0);
+        let before = norm_by_hand(&model, &grads);
+        assert!(before > 1.0);
+        let (clipped, norm) = clip_grad_norm::<AB, _>(&model, grads, 0.5);
+        assert!((norm - before).abs() / before < 1e-5);
+        let after = norm_by_hand(&model, &clipped);
+        assert!((after - 0.5).abs() < 1e-4, "{after}");
+
+        let small = grads_of(&model, 1e-4);
+        let small_norm = norm_by_hand(&model, &small);
+        let (unchanged, _) = clip_grad_norm::<AB, _>(&model, small, 1e3);
+        assert!((norm_by_hand(&model, &unchanged) - small_norm).abs() < 1e-9);
+    }
+}
