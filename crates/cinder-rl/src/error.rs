@@ -11,6 +11,18 @@ pub enum RlError {
     /// The env's spaces are of a kind the policy cannot handle.
     #[error("unsupported space: {0}")]
     UnsupportedSpace(String),
+    /// A loss, gradient or parameter became NaN or infinite; training stopped before applying it.
+    #[error(
+        "non-finite {quantity} ({value}) at update {iteration}: training stopped before applying it"
+    )]
+    NonFinite {
+        /// The update (1-based iteration) where it happened.
+        iteration: u64,
+        /// What was not finite.
+        quantity: &'static str,
+        /// Its value.
+        value: f32,
+    },
     /// An error from the environment.
     #[error(transparent)]
     Env(#[from] cinder_env::EnvError),

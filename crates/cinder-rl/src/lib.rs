@@ -12,7 +12,9 @@
 //!   orthogonal initialisation and SB3's `evaluate_actions`.
 //! - [`losses`]: vanilla and clipped surrogates (with PPO diagnostics), the clipped value loss
 //!   and the k1/k2/k3 KL estimators.
-//! - [`gradients`]: global gradient-norm clipping (PyTorch `clip_grad_norm_`).
+//! - [`gradients`]: global gradient-norm clipping (PyTorch `clip_grad_norm_`);
+//! - [`ppo`]: PPO's configuration (CleanRL's defaults, validated) and its training loop for
+//!   discrete-action vector envs.
 //!
 //! ```
 //! use cinder_rl::advantages::{bootstrap_values, gae};
@@ -34,5 +36,6 @@ pub mod error;
 pub mod gradients;
 pub mod losses;
 pub mod policy;
+pub mod ppo;
 
 pub use error::{Result, RlError};

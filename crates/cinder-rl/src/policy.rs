@@ -2,13 +2,14 @@
 //! critic, initialised as in CleanRL's `ppo.py` (orthogonal weights with gain √2 on hidden
 //! layers, 0.01 on the policy head, 1.0 on the value head; zero biases; tanh activations).
 
-use crate::distributions::{Categorical, DiagGaussian};
+use crate::distributions::{Categorical, DiagGaussian, standard_normal};
 use crate::error::{Result, RlError};
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Int, Tensor, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use cinder_env::Space;
+use cinder_env::rng::NpRandom;
 
 /// The shape and initialisation of an [`ActorCritic`].
 #[derive(Config, Debug)]
@@ -26,6 +27,11 @@ pub struct ActorCriticConfig {
     /// Initial log standard deviation of a Gaussian policy (CleanRL's continuous PPO: 0).
     #[config(default = 0.0)]
     pub init_log_std: f64,
+    /// Seed of the weight initialisation. Weights are drawn on the host from this seed alone,
+    /// so the same seed gives the same network on every backend and in every thread (Burn's
+    /// backend generator is process-wide).
+    #[config(default = 0)]
+    pub seed: u64,
 }
 
 impl ActorCriticConfig {
@@ -74,16 +80,19 @@ impl ActorCriticConfig {
         self.validate()?;
         let sqrt2 = std::f64::consts::SQRT_2;
         let h = self.hidden;
+        let mut rng = NpRandom::from_seed(self.seed);
         let actor = Mlp::new(
             &[
                 (self.obs_dim, h, sqrt2),
                 (h, h, sqrt2),
                 (h, self.action_dim, 0.01),
             ],
+            &mut rng,
             device,
         );
         let critic = Mlp::new(
             &[(self.obs_dim, h, sqrt2), (h, h, sqrt2), (h, 1, 1.0)],
+            &mut rng,
             device,
         );
         let log_std = self.continuous.then(|| {
@@ -107,14 +116,20 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// Layers `(d_in, d_out, gain)`: orthogonal weights with that gain, zero biases. (Burn's
-    /// orthogonal initialiser would also be applied to the 1-D bias, which it cannot handle.)
-    fn new(layers: &[(usize, usize, f64)], device: &B::Device) -> Self {
+    /// Layers `(d_in, d_out, gain)`: orthogonal weights with that gain drawn from `rng`, zero
+    /// biases.
+    fn new(layers: &[(usize, usize, f64)], rng: &mut NpRandom, device: &B::Device) -> Self {
         let layers = layers
             .iter()
-            .map(|&(d_in, d_out, gain)| Linear {
-                weight: Initializer::Orthogonal { gain }.init([d_in, d_out], device),
-                bias: Some(Initializer::Zeros.init([d_out], device)),
+            .map(|&(d_in, d_out, gain)| {
+                let w = orthogonal(d_in, d_out, gain, rng);
+                Linear {
+                    weight: Param::from_tensor(Tensor::from_data(
+                        TensorData::new(w, [d_in, d_out]),
+                        device,
+                    )),
+                    bias: Some(Initializer::Zeros.init([d_out], device)),
+                }
             })
             .collect();
         Self { layers }
@@ -139,6 +154,41 @@ impl<B: Backend> Mlp<B> {
     pub fn layers(&self) -> &[Linear<B>] {
         &self.layers
     }
+}
+
+/// A `rows × cols` matrix (row-major) with orthonormal columns (if `rows >= cols`) or rows
+/// (otherwise), scaled by `gain`: Gram-Schmidt on a standard normal matrix, as PyTorch's
+/// `orthogonal_` (QR of a Gaussian matrix) in distribution.
+pub fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut NpRandom) -> Vec<f32> {
+    let (long, short) = (rows.max(cols), rows.min(cols));
+    // `short` orthonormal vectors of length `long`.
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(short);
+    while basis.len() < short {
+        let mut v: Vec<f64> = (0..long).map(|_| standard_normal(rng)).collect();
+        for _ in 0..2 {
+            // Twice, for numerical orthogonality.
+            for b in &basis {
+                let dot: f64 = v.iter().zip(b).map(|(x, y)| x * y).sum();
+                v.iter_mut().zip(b).for_each(|(x, y)| *x -= dot * y);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm > 1e-6 {
+            basis.push(v.into_iter().map(|x| x / norm).collect());
+        }
+    }
+    let mut out = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            let value = if rows >= cols {
+                basis[c][r]
+            } else {
+                basis[r][c]
+            };
+            out[r * cols + c] = (gain * value) as f32;
+        }
+    }
+    out
 }
 
 /// `tanh(x) = 1 − 2 / (exp(2x) + 1)`: the same values as `tanh` to float precision, built from
@@ -243,7 +293,6 @@ impl<B: Backend> ActorCritic<B> {
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use burn::tensor::TensorData;
     use cinder_env::make;
 
     type B = NdArray<f32>;
@@ -340,6 +389,31 @@ mod tests {
         let h: Vec<f32> = entropy.into_data().to_vec().unwrap();
         let expected = 0.5 + 0.5 * (2.0 * std::f32::consts::PI).ln() - 0.5;
         assert!(h.iter().all(|&h| (h - expected).abs() < 1e-5), "{h:?}");
+    }
+
+    #[test]
+    fn same_seed_same_weights_other_seed_others() {
+        let device = Default::default();
+        let weights = |seed| -> Vec<f32> {
+            let m = ActorCriticConfig::new(4, 2)
+                .with_seed(seed)
+                .init::<B>(&device)
+                .unwrap();
+            m.actor().layers()[0]
+                .weight
+                .val()
+                .into_data()
+                .to_vec()
+                .unwrap()
+        };
+        assert_eq!(weights(7), weights(7));
+        assert_ne!(weights(7), weights(8));
+        // Wide matrices have orthonormal rows.
+        let mut rng = NpRandom::from_seed(0);
+        let w = orthogonal(2, 5, 1.0, &mut rng);
+        let dot: f32 = (0..5).map(|c| w[c] * w[5 + c]).sum();
+        let n0: f32 = (0..5).map(|c| w[c] * w[c]).sum();
+        assert!(dot.abs() < 1e-6 && (n0 - 1.0).abs() < 1e-6);
     }
 
     #[test]
