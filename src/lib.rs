@@ -5,7 +5,10 @@
 //!
 //! - [`env`] (crate `cinder-env`): a Gymnasium-style environment API (spaces, wrappers, a
 //!   registry, a vector env with automatic reset, an env checker) and the five classic-control
-//!   environments, bit-for-bit identical to Gymnasium 1.x for the same seed and actions.
+//!   environments, bit-for-bit identical to Gymnasium 1.x for the same seed and actions;
+//! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks and PPO, generic over Burn's
+//!   backend;
+//! - [`backend`]: the concrete Burn backends compiled in, chosen by cargo features.
 //!
 //! ```
 //! use cinder::env::{make, Value};
@@ -19,3 +22,16 @@
 //! ```
 
 pub use cinder_env as env;
+pub use cinder_rl as rl;
+
+/// The Burn backends compiled in (cargo features), as the autodiff backends training uses. This
+/// is the one place that names a concrete backend.
+pub mod backend {
+    /// The CPU backend (feature `ndarray`, on by default), with autodiff.
+    #[cfg(feature = "ndarray")]
+    pub type NdArray = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+    /// The ndarray device.
+    #[cfg(feature = "ndarray")]
+    pub type NdArrayDevice = burn::backend::ndarray::NdArrayDevice;
+}
