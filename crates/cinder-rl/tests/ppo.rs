@@ -18,6 +18,8 @@ type AB = Autodiff<NdArray<f32>>;
 struct Identity {
     state: usize,
     rng: cinder_env::rng::EnvRng,
+    /// Test hook: return a NaN reward (a broken user env) instead of 0/1.
+    nan_reward: bool,
 }
 
 impl Env for Identity {
@@ -34,7 +36,13 @@ impl Env for Identity {
         Ok((self.obs(), Info::default()))
     }
     fn step(&mut self, action: &usize) -> cinder_env::Result<Step<Vec<f32>>> {
-        let reward = if *action == self.state { 1.0 } else { 0.0 };
+        let reward = if self.nan_reward {
+            f64::NAN
+        } else if *action == self.state {
+            1.0
+        } else {
+            0.0
+        };
         Ok(Step {
             obs: self.obs(),
             reward,
@@ -106,6 +114,45 @@ fn solves_the_identity_env() {
     let returns = evaluate_greedy(&model, &mut env, 40, 0, &Default::default()).unwrap();
     let accuracy = returns.iter().sum::<f64>() / returns.len() as f64;
     assert!(accuracy >= 0.95, "identity accuracy {accuracy}");
+}
+
+#[test]
+fn nan_stops_training_with_an_error_naming_update_and_quantity() {
+    let config = PpoConfig::new()
+        .with_total_timesteps(1_024)
+        .with_num_envs(2)
+        .with_num_steps(64);
+    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity {
+        nan_reward: true,
+        ..Identity::default()
+    })
+    .unwrap();
+    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+    let before: Vec<f32> = ppo.model().valid().actor().layers()[0]
+        .weight
+        .val()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    match ppo.iterate() {
+        Err(RlError::NonFinite {
+            iteration,
+            quantity,
+            ..
+        }) => {
+            assert_eq!(iteration, 1);
+            assert_eq!(quantity, "loss");
+        }
+        other => panic!("expected a non-finite error, got {other:?}"),
+    }
+    // The bad update was not applied.
+    let after: Vec<f32> = ppo.model().valid().actor().layers()[0]
+        .weight
+        .val()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert_eq!(before, after);
 }
 
 fn metrics_of(seed: u64, iterations: usize) -> Vec<cinder_rl::ppo::UpdateMetrics> {
