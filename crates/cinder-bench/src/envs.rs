@@ -171,34 +171,43 @@ pub fn bench_operant(
     let len = ACTION_BUFFER.max(num_envs);
     let discrete =
         |rng: &mut NpRandom, n: u64| (0..len).map(|_| rng.integers(n) as f32).collect::<Vec<_>>();
-    let mut rewards = vec![0.0; num_envs];
     match env_id {
-        "CartPole-v1" => {
-            let actions = discrete(&mut rng, 2);
-            let mut env = operant_envs::CartPole::with_defaults(num_envs);
-            let mut obs = vec![0.0; num_envs * 4];
-            Some(median_of(repeats, || {
-                run_operant(&mut env, &actions, &mut obs, &mut rewards, steps)
-            }))
-        }
-        "MountainCar-v0" => {
-            let actions = discrete(&mut rng, 3);
-            let mut env = operant_envs::MountainCar::with_defaults(num_envs);
-            let mut obs = vec![0.0; num_envs * 2];
-            Some(median_of(repeats, || {
-                run_operant(&mut env, &actions, &mut obs, &mut rewards, steps)
-            }))
-        }
+        "CartPole-v1" => Some(time_operant(
+            operant_envs::CartPole::with_defaults(num_envs),
+            &discrete(&mut rng, 2),
+            steps,
+            repeats,
+        )),
+        "MountainCar-v0" => Some(time_operant(
+            operant_envs::MountainCar::with_defaults(num_envs),
+            &discrete(&mut rng, 3),
+            steps,
+            repeats,
+        )),
         "Pendulum-v1" => {
             let actions: Vec<f32> = (0..len).map(|_| rng.uniform(-2.0, 2.0) as f32).collect();
-            let mut env = operant_envs::Pendulum::with_defaults(num_envs);
-            let mut obs = vec![0.0; num_envs * 3];
-            Some(median_of(repeats, || {
-                run_operant(&mut env, &actions, &mut obs, &mut rewards, steps)
-            }))
+            Some(time_operant(
+                operant_envs::Pendulum::with_defaults(num_envs),
+                &actions,
+                steps,
+                repeats,
+            ))
         }
         _ => None,
     }
+}
+
+fn time_operant<V: operant_core::VecEnvironment>(
+    mut env: V,
+    actions: &[f32],
+    steps: u64,
+    repeats: usize,
+) -> Measurement {
+    let mut obs = vec![0.0; env.num_envs() * env.observation_size()];
+    let mut rewards = vec![0.0; env.num_envs()];
+    median_of(repeats, || {
+        run_operant(&mut env, actions, &mut obs, &mut rewards, steps)
+    })
 }
 
 /// Gymnasium's figures, as printed by `tools/bench_gymnasium.py`.

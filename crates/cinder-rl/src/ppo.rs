@@ -452,9 +452,13 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
         // --- Epochs × minibatches.
         let mb_size = cfg.minibatch_size();
         let mut indices: Vec<usize> = (0..batch).collect();
-        let mut clip_fractions = Vec::new();
-        let (mut pg_last, mut v_last, mut ent_last, mut kl_last, mut norm_last) =
-            (0.0, 0.0, 0.0, 0.0, 0.0);
+        // Diagnostics stay on the device until the end of the update: one read each, not one
+        // per minibatch. `last` holds the last minibatch's (policy loss, value loss, entropy,
+        // approx_kl); the clip fractions are summed over minibatches.
+        let mut last: Option<[Tensor<B, 1>; 4]> = None;
+        let mut clip_fraction_sum: Option<Tensor<B, 1>> = None;
+        let mut num_minibatches_run = 0usize;
+        let mut norm_last = 0.0;
         'epochs: for _epoch in 0..cfg.update_epochs {
             // Fisher-Yates shuffle on the seeded generator.
             for i in (1..batch).rev() {
@@ -516,17 +520,32 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
                 self.model = self
                     .optimizer
                     .step(learning_rate, self.model.clone(), grads);
-                pg_last = read(surrogate.loss)[0];
-                v_last = read(v_loss)[0];
-                ent_last = read(entropy_loss)[0];
-                kl_last = read(surrogate.approx_kl)[0];
-                clip_fractions.push(read(surrogate.clip_fraction)[0]);
+                let clip_fraction = surrogate.clip_fraction;
+                clip_fraction_sum = Some(match clip_fraction_sum.take() {
+                    Some(sum) => sum + clip_fraction,
+                    None => clip_fraction,
+                });
+                num_minibatches_run += 1;
+                last = Some([
+                    surrogate.loss.detach(),
+                    v_loss.detach(),
+                    entropy_loss.detach(),
+                    surrogate.approx_kl,
+                ]);
                 norm_last = grad_norm;
             }
-            if cfg.target_kl.is_some_and(|target| kl_last > target) {
-                break 'epochs;
+            if let (Some(target), Some([.., kl])) = (cfg.target_kl, &last) {
+                if read(kl.clone())[0] > target {
+                    break 'epochs;
+                }
             }
         }
+        let [pg_last, v_last, ent_last, kl_last] = match last {
+            Some(tensors) => tensors.map(|t| read(t)[0]),
+            None => [0.0; 4],
+        };
+        let clip_fraction =
+            clip_fraction_sum.map_or(0.0, |sum| read(sum)[0]) / num_minibatches_run.max(1) as f32;
 
         Ok(UpdateMetrics {
             iteration: self.iteration,
@@ -536,7 +555,7 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
             value_loss: v_last,
             entropy: ent_last,
             approx_kl: kl_last,
-            clip_fraction: clip_fractions.iter().sum::<f32>() / clip_fractions.len().max(1) as f32,
+            clip_fraction,
             explained_variance: explained_variance(&values, &returns),
             grad_norm: norm_last,
             steps_per_second: batch as f64 / start.elapsed().as_secs_f64(),
