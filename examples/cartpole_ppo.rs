@@ -1,24 +1,29 @@
-//! PPO on CartPole-v1 with CleanRL's hyperparameters, on the CPU (ndarray).
+//! PPO on CartPole-v1 with CleanRL's hyperparameters, on any compiled backend.
 //!
 //! ```text
-//! cargo run --release --example cartpole_ppo -- --seed 1 --total-steps 500000
+//! cargo run --release --example cartpole_ppo -- --seed 1 --out runs/ppo-s1
+//! cargo run --release --example cartpole_ppo --features wgpu -- --backend wgpu
+//! cargo run --release --example cartpole_ppo -- --resume runs/ppo-s1
 //! ```
 //!
-//! Prints one line per 10 updates (steps, steps/s, mean return of the last 20 episodes, losses),
-//! then a greedy evaluation over 20 episodes.
+//! Shows a progress bar (plain lines when the output is not a terminal), writes the run
+//! directory (config, metrics.jsonl, checkpoint.ckpt, summary.json), then prints the greedy
+//! evaluation over 20 episodes, the wall time and the steps per second.
 
-use anyhow::Result;
-use burn::module::AutodiffModule;
-use cinder::backend::{NdArray, NdArrayDevice};
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use cinder::backend::{BackendKind, BackendTask, dispatch};
 use cinder::env::classic_control::CartPoleVec;
-use cinder::env::{AutoresetMode, make};
-use cinder::rl::ppo::{Ppo, PpoConfig, evaluate_greedy};
+use cinder::env::{AutoresetMode, make, spec};
+use cinder::rl::ppo::{Ppo, PpoConfig};
+use cinder::rl::run::{Evaluation, RunDir, RunSummary, TrainOptions, train};
 use clap::Parser;
-use std::collections::VecDeque;
-use std::time::Instant;
+use std::path::PathBuf;
 
-#[derive(Parser)]
-#[command(about = "PPO on CartPole-v1 (CleanRL's defaults)")]
+const ENV_ID: &str = "CartPole-v1";
+
+#[derive(Parser, Debug)]
+#[command(about = "PPO on CartPole-v1 (CleanRL's defaults), on any compiled Burn backend")]
 struct Args {
     /// Seed of the policy, the sampling and the envs.
     #[arg(long, default_value_t = 1)]
@@ -29,52 +34,124 @@ struct Args {
     /// Parallel envs.
     #[arg(long, default_value_t = 4)]
     num_envs: usize,
+    /// The run directory (default: runs/cartpole_ppo-s<seed>-<unix time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint (its config is used; --seed,
+    /// --total-steps and --num-envs are ignored).
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Backend: ndarray, wgpu or cuda, among those compiled in (default: the best one).
+    #[arg(long, default_value_t = BackendKind::best(), value_parser = |s: &str| s.parse::<BackendKind>())]
+    backend: BackendKind,
+    /// Write a checkpoint every this many updates (and at the end).
+    #[arg(long, default_value_t = 50)]
+    checkpoint_every: u64,
+    /// Greedy evaluation episodes at the end.
+    #[arg(long, default_value_t = 20)]
+    eval_episodes: usize,
+}
+
+/// The whole run, generic over the backend.
+struct Run(Args);
+
+impl BackendTask for Run {
+    type Output = Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let args = self.0;
+        let backend = format!("{} ({})", args.backend, B::name(&device));
+        let (mut ppo, mut run_dir) = match &args.resume {
+            Some(dir) => {
+                let checkpoint = dir.join(cinder::rl::run::files::CHECKPOINT);
+                let config: PpoConfig = RunDir::read_config::<serde_json::Value>(dir)
+                    .ok()
+                    .and_then(|c| serde_json::from_value(c["ppo"].clone()).ok())
+                    .context("reading the run's config.json")?;
+                let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
+                let ppo = Ppo::<B, _>::resume(&checkpoint, envs, device)?;
+                let dir = RunDir::reopen(dir, cinder::rl::run::Learner::iteration(&ppo))?;
+                eprintln!(
+                    "resuming {} at step {}",
+                    dir.path().display(),
+                    cinder::rl::run::Learner::global_step(&ppo)
+                );
+                (ppo, dir)
+            }
+            None => {
+                let config = PpoConfig::new()
+                    .with_seed(args.seed)
+                    .with_total_timesteps(args.total_steps)
+                    .with_num_envs(args.num_envs);
+                let out = args.out.clone().unwrap_or_else(|| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    PathBuf::from(format!("runs/cartpole_ppo-s{}-{now}", args.seed))
+                });
+                let dir = RunDir::create(
+                    &out,
+                    &serde_json::json!({
+                        "env": ENV_ID,
+                        "algorithm": "ppo",
+                        "backend": backend,
+                        "ppo": config,
+                    }),
+                )?;
+                let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
+                (Ppo::<B, _>::new(config, envs, device)?, dir)
+            }
+        };
+        let options = TrainOptions {
+            checkpoint_every: args.checkpoint_every,
+            progress: true,
+            solve_threshold: spec(ENV_ID).ok().and_then(|s| s.reward_threshold),
+        };
+        let report = train(&mut ppo, Some(&mut run_dir), &options)?;
+
+        let mut env = make(ENV_ID)?;
+        let evaluation =
+            Evaluation::from_returns(ppo.evaluate(&mut env, args.eval_episodes, 10_000)?);
+        let steps = cinder::rl::run::Learner::global_step(&ppo);
+        let wall = cinder::rl::run::Learner::wall_seconds(&ppo);
+        let summary = RunSummary {
+            env: ENV_ID.into(),
+            algorithm: "ppo".into(),
+            backend,
+            seed: ppo.config().seed,
+            total_steps: steps,
+            updates: cinder::rl::run::Learner::iteration(&ppo),
+            wall_seconds: wall,
+            steps_per_second: steps as f64 / wall.max(1e-9),
+            train_episodes: report.episodes,
+            train_mean_return_last_20: report.mean_last_returns(),
+            solved_at_step: report.solved_at_step,
+            solved_at_seconds: report.solved_at_seconds,
+            evaluation: Some(evaluation.clone()),
+        };
+        run_dir.write_summary(&summary)?;
+        println!(
+            "done: {steps} steps in {wall:.1} s ({:.0} steps/s) on {}",
+            summary.steps_per_second, summary.backend
+        );
+        match summary.solved_at_step {
+            Some(step) => println!(
+                "mean return of the last 20 training episodes reached 475 at step {step} ({:.1} s)",
+                summary.solved_at_seconds.unwrap_or_default()
+            ),
+            None => println!("the mean of the last 20 training returns never reached 475"),
+        }
+        println!(
+            "greedy evaluation over {} episodes: {:.1} ± {:.1}",
+            evaluation.episodes, evaluation.mean_return, evaluation.std_return
+        );
+        println!("run directory: {}", run_dir.path().display());
+        Ok(())
+    }
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let config = PpoConfig::new()
-        .with_seed(args.seed)
-        .with_total_timesteps(args.total_steps)
-        .with_num_envs(args.num_envs);
-    let envs = CartPoleVec::new(args.num_envs, AutoresetMode::SameStep)?;
-    let device = NdArrayDevice::Cpu;
-    let mut ppo = Ppo::<NdArray, _>::new(config, envs, device)?;
-    let start = Instant::now();
-    let mut recent: VecDeque<f64> = VecDeque::with_capacity(20);
-    while !ppo.finished() {
-        let m = ppo.iterate()?;
-        for r in m.episode_returns.iter().copied() {
-            if recent.len() == 20 {
-                recent.pop_front();
-            }
-            recent.push_back(r);
-        }
-        if m.iteration % 10 == 0 || ppo.finished() {
-            let mean = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
-            println!(
-                "step {:>7}  {:>6.0} steps/s  return(last 20) {:>6.1}  pg {:+.4}  v {:.3}  ent {:.3}  kl {:.4}",
-                m.global_step,
-                m.global_step as f64 / start.elapsed().as_secs_f64(),
-                mean,
-                m.policy_loss,
-                m.value_loss,
-                m.entropy,
-                m.approx_kl
-            );
-        }
-    }
-    let wall = start.elapsed().as_secs_f64();
-    let model = ppo.model().valid();
-    let mut env = make("CartPole-v1")?;
-    let returns = evaluate_greedy(&model, &mut env, 20, 10_000, &NdArrayDevice::Cpu)?;
-    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
-    let std =
-        (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
-    println!(
-        "\ndone: {} steps in {wall:.1} s ({:.0} steps/s); greedy evaluation over 20 episodes: {mean:.1} ± {std:.1}",
-        ppo.config().num_iterations() * ppo.config().batch_size() as u64,
-        (ppo.config().num_iterations() * ppo.config().batch_size() as u64) as f64 / wall,
-    );
-    Ok(())
+    let kind = args.backend;
+    dispatch(kind, Run(args))?
 }

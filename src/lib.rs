@@ -25,8 +25,28 @@ pub use cinder_env as env;
 pub use cinder_rl as rl;
 
 /// The Burn backends compiled in (cargo features), as the autodiff backends training uses. This
-/// is the one place that names a concrete backend.
+/// is the one place that names a concrete backend: code elsewhere is generic over
+/// `B: AutodiffBackend` and picks a backend at run time through [`backend::dispatch`].
+///
+/// ```
+/// use cinder::backend::{BackendKind, BackendTask, dispatch};
+/// use burn::tensor::backend::AutodiffBackend;
+///
+/// struct Name;
+/// impl BackendTask for Name {
+///     type Output = String;
+///     fn run<B: AutodiffBackend>(self, device: B::Device) -> String {
+///         B::name(&device)
+///     }
+/// }
+/// let name = dispatch(BackendKind::best(), Name).unwrap();
+/// assert!(!name.is_empty());
+/// ```
 pub mod backend {
+    use burn::tensor::backend::AutodiffBackend;
+    use std::fmt;
+    use std::str::FromStr;
+
     /// The CPU backend (feature `ndarray`, on by default), with autodiff.
     #[cfg(feature = "ndarray")]
     pub type NdArray = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
@@ -34,4 +54,159 @@ pub mod backend {
     /// The ndarray device.
     #[cfg(feature = "ndarray")]
     pub type NdArrayDevice = burn::backend::ndarray::NdArrayDevice;
+
+    /// The WGPU backend (feature `wgpu`: Vulkan, Metal, DX12; Mesa's lavapipe on a CPU), with
+    /// autodiff.
+    #[cfg(feature = "wgpu")]
+    pub type Wgpu = burn::backend::Autodiff<burn::backend::Wgpu<f32, i32>>;
+
+    /// The WGPU device.
+    #[cfg(feature = "wgpu")]
+    pub type WgpuDevice = burn::backend::wgpu::WgpuDevice;
+
+    /// The CUDA backend (feature `cuda`), with autodiff.
+    #[cfg(feature = "cuda")]
+    pub type Cuda = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
+
+    /// The CUDA device.
+    #[cfg(feature = "cuda")]
+    pub type CudaDevice = burn::backend::cuda::CudaDevice;
+
+    /// A backend chosen by name at run time.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum BackendKind {
+        /// CPU, [`burn::backend::NdArray`] (feature `ndarray`).
+        NdArray,
+        /// WGPU (feature `wgpu`).
+        Wgpu,
+        /// CUDA (feature `cuda`).
+        Cuda,
+    }
+
+    impl BackendKind {
+        /// Every backend, compiled in or not.
+        pub const ALL: [BackendKind; 3] = [Self::NdArray, Self::Wgpu, Self::Cuda];
+
+        /// The name used on command lines: `ndarray`, `wgpu` or `cuda`.
+        pub fn name(self) -> &'static str {
+            match self {
+                Self::NdArray => "ndarray",
+                Self::Wgpu => "wgpu",
+                Self::Cuda => "cuda",
+            }
+        }
+
+        /// Whether this build has the backend's cargo feature.
+        pub fn is_compiled(self) -> bool {
+            match self {
+                Self::NdArray => cfg!(feature = "ndarray"),
+                Self::Wgpu => cfg!(feature = "wgpu"),
+                Self::Cuda => cfg!(feature = "cuda"),
+            }
+        }
+
+        /// The backends compiled into this build.
+        pub fn compiled() -> Vec<BackendKind> {
+            Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
+        }
+
+        /// The default: the most capable backend compiled in (cuda, then wgpu, then ndarray).
+        pub fn best() -> BackendKind {
+            [Self::Cuda, Self::Wgpu, Self::NdArray]
+                .into_iter()
+                .find(|b| b.is_compiled())
+                .unwrap_or(Self::NdArray)
+        }
+    }
+
+    impl fmt::Display for BackendKind {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.name())
+        }
+    }
+
+    /// A backend name that is unknown or not compiled in.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BackendUnavailable {
+        /// The name asked for.
+        pub requested: String,
+        /// Whether it is a known backend whose feature is off.
+        pub known: bool,
+    }
+
+    impl fmt::Display for BackendUnavailable {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let compiled: Vec<_> = BackendKind::compiled().iter().map(|b| b.name()).collect();
+            if self.known {
+                write!(
+                    f,
+                    "backend {:?} is not compiled in: rebuild with `--features {}` (this build has: {})",
+                    self.requested,
+                    self.requested,
+                    compiled.join(", ")
+                )
+            } else {
+                write!(
+                    f,
+                    "unknown backend {:?}: choose one of {}",
+                    self.requested,
+                    compiled.join(", ")
+                )
+            }
+        }
+    }
+
+    impl std::error::Error for BackendUnavailable {}
+
+    impl FromStr for BackendKind {
+        type Err = BackendUnavailable;
+
+        /// Parses `ndarray`, `wgpu` or `cuda`; errors for an unknown name or a backend whose
+        /// feature is off.
+        fn from_str(s: &str) -> Result<Self, Self::Err> {
+            let kind = Self::ALL
+                .into_iter()
+                .find(|b| b.name().eq_ignore_ascii_case(s.trim()))
+                .ok_or_else(|| BackendUnavailable {
+                    requested: s.to_string(),
+                    known: false,
+                })?;
+            if kind.is_compiled() {
+                Ok(kind)
+            } else {
+                Err(BackendUnavailable {
+                    requested: kind.name().to_string(),
+                    known: true,
+                })
+            }
+        }
+    }
+
+    /// Work generic over the backend, run on a backend chosen at run time by [`dispatch`].
+    pub trait BackendTask {
+        /// What the work returns.
+        type Output;
+        /// Runs on backend `B` and its default `device`.
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
+    }
+
+    /// Runs `task` on `kind`'s backend with its default device.
+    pub fn dispatch<T: BackendTask>(
+        kind: BackendKind,
+        task: T,
+    ) -> Result<T::Output, BackendUnavailable> {
+        #[allow(unreachable_patterns)]
+        match kind {
+            #[cfg(feature = "ndarray")]
+            BackendKind::NdArray => Ok(task.run::<NdArray>(NdArrayDevice::Cpu)),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => Ok(task.run::<Wgpu>(WgpuDevice::default())),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Ok(task.run::<Cuda>(CudaDevice::default())),
+            other => Err(BackendUnavailable {
+                requested: other.name().to_string(),
+                known: true,
+            }),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use crate::space::{Space, SpaceValue, Value};
 /// Statistics of a finished episode, reported by
 /// [`RecordEpisodeStatistics`](crate::wrappers::RecordEpisodeStatistics) in the info of the
 /// episode's last step (Gymnasium's `info["episode"]`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpisodeStatistics {
     /// Undiscounted return `r`: the sum of the episode's rewards.
     pub r: f64,
@@ -19,7 +19,7 @@ pub struct EpisodeStatistics {
 
 /// Extra information returned with an observation (Gymnasium's `info` dict). The built-in envs
 /// put nothing here; wrappers add what they record.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Info {
     /// Set on the last step of an episode by `RecordEpisodeStatistics`.
     pub episode: Option<EpisodeStatistics>,
@@ -83,6 +83,64 @@ pub trait Env {
     fn max_episode_steps(&self) -> Option<u64> {
         None
     }
+
+    /// The env's complete state (physics, random generator, episode phase, wrapper counters) as
+    /// JSON, so that a training checkpoint can continue exactly where it stopped. Every built-in
+    /// env and wrapper implements it; the default returns [`EnvError::StateUnsupported`].
+    fn save_state(&self) -> Result<EnvState> {
+        Err(EnvError::StateUnsupported(
+            std::any::type_name::<Self>().into(),
+        ))
+    }
+
+    /// Restores a state from [`Env::save_state`] of an env of the same kind. On error the env is
+    /// unchanged.
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        let _ = state;
+        Err(EnvError::StateUnsupported(
+            std::any::type_name::<Self>().into(),
+        ))
+    }
+}
+
+/// A saved env state: JSON, so that it reads in a checkpoint and survives format changes of
+/// unrelated fields. Made by [`Env::save_state`].
+pub type EnvState = serde_json::Value;
+
+/// `save_state` for a type whose serde form is its whole state.
+pub(crate) fn serde_state<T: serde::Serialize>(value: &T) -> Result<EnvState> {
+    serde_json::to_value(value).map_err(|e| EnvError::BadState(e.to_string()))
+}
+
+/// `load_state` for a type whose serde form is its whole state.
+pub(crate) fn from_serde_state<T: serde::de::DeserializeOwned>(state: &EnvState) -> Result<T> {
+    T::deserialize(state).map_err(|e| {
+        EnvError::BadState(format!(
+            "not a state of {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// Implements `save_state`/`load_state` of an env through its serde derive.
+macro_rules! serde_env_state {
+    () => {
+        fn save_state(&self) -> $crate::error::Result<$crate::env::EnvState> {
+            $crate::env::serde_state(self)
+        }
+        fn load_state(&mut self, state: &$crate::env::EnvState) -> $crate::error::Result<()> {
+            *self = $crate::env::from_serde_state(state)?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use serde_env_state;
+
+/// Field `key` of a wrapper's saved state.
+pub(crate) fn state_field<'a>(state: &'a EnvState, key: &str) -> Result<&'a EnvState> {
+    state
+        .get(key)
+        .ok_or_else(|| EnvError::BadState(format!("the saved state has no field {key:?}")))
 }
 
 impl<E: Env + ?Sized> Env for Box<E> {
@@ -102,6 +160,12 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn max_episode_steps(&self) -> Option<u64> {
         (**self).max_episode_steps()
+    }
+    fn save_state(&self) -> Result<EnvState> {
+        (**self).save_state()
+    }
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        (**self).load_state(state)
     }
 }
 
@@ -179,10 +243,16 @@ impl<E: Env> Env for Erased<E> {
     fn max_episode_steps(&self) -> Option<u64> {
         self.inner.max_episode_steps()
     }
+    fn save_state(&self) -> Result<EnvState> {
+        self.inner.save_state()
+    }
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        self.inner.load_state(state)
+    }
 }
 
 /// Where an episode stands; the built-in envs use it to refuse steps out of order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum EpisodePhase {
     /// No reset yet.
     #[default]

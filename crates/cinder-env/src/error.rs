@@ -68,6 +68,14 @@ pub enum EnvError {
         /// Its error.
         source: Box<EnvError>,
     },
+    /// The env cannot save or restore its state (see [`Env::save_state`](crate::Env::save_state)).
+    #[error(
+        "{0} cannot save or restore its state: implement Env::save_state and Env::load_state for it"
+    )]
+    StateUnsupported(String),
+    /// A saved state does not fit the env it is loaded into.
+    #[error("cannot load env state: {0}")]
+    BadState(String),
     /// A check of [`check_env`](crate::check_env) failed.
     #[error("env check failed: {check}: {detail}")]
     CheckFailed {

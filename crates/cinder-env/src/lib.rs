@@ -62,8 +62,8 @@ pub mod vector;
 pub mod wrappers;
 
 pub use checker::{CheckConfig, check_env, check_env_with};
-pub use env::{DynEnv, Env, EpisodeStatistics, Info, Step};
+pub use env::{DynEnv, Env, EnvState, EpisodeStatistics, Info, Step};
 pub use error::{EnvError, Result};
-pub use registry::{EnvSpec, make};
+pub use registry::{EnvSpec, make, spec};
 pub use space::{BoxSpace, Discrete, Space, SpaceValue, Value};
 pub use vector::{AutoresetMode, SyncVectorEnv, VectorEnv};

@@ -99,12 +99,28 @@ impl SeedSequence {
     }
 }
 
+/// 128-bit integers as decimal strings in serialised form: JSON numbers cannot hold them.
+mod u128_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(value: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
+}
+
 const PCG_MULT: u128 = 0x2360_ED05_1FC6_5DA4_4385_DF64_9FCC_F645;
 
 /// NumPy's `PCG64` bit generator (PCG XSL-RR 128/64), including its buffered 32-bit output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pcg64 {
+    #[serde(with = "u128_text")]
     state: u128,
+    #[serde(with = "u128_text")]
     inc: u128,
     /// The high half of the last 64-bit output, kept for the next 32-bit draw.
     buffered_u32: Option<u32>,

@@ -20,7 +20,7 @@
 //! Observations are flattened into one row-major `[num_envs, obs_dim]` buffer of `f32`, ready
 //! to become a tensor.
 
-use crate::env::{Env, Info};
+use crate::env::{Env, EnvState, Info, from_serde_state, serde_state, state_field};
 use crate::error::{EnvError, Result};
 use crate::space::{Space, SpaceValue};
 
@@ -79,10 +79,28 @@ pub trait VectorEnv {
     fn obs_dim(&self) -> usize {
         self.single_observation_space().flat_dim()
     }
+
+    /// The complete state of every sub-env and of the batch (pending autoresets, current
+    /// observations), for training checkpoints. The default returns
+    /// [`EnvError::StateUnsupported`].
+    fn save_state(&self) -> Result<EnvState> {
+        Err(EnvError::StateUnsupported(
+            std::any::type_name::<Self>().into(),
+        ))
+    }
+
+    /// Restores a state from [`VectorEnv::save_state`] of a vector env of the same kind and
+    /// size. If a sub-env refuses its state, the vector env may be partly restored: reset it.
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        let _ = state;
+        Err(EnvError::StateUnsupported(
+            std::any::type_name::<Self>().into(),
+        ))
+    }
 }
 
 /// The batch buffers every vector env fills, and the bookkeeping of its autoreset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct VecBuffers {
     pub(crate) obs: Vec<f32>,
     pub(crate) final_obs: Vec<f32>,
@@ -242,6 +260,41 @@ impl<E: Env> VectorEnv for SyncVectorEnv<E> {
 
     fn single_action_space(&self) -> &Space {
         &self.action_space
+    }
+
+    fn save_state(&self) -> Result<EnvState> {
+        let envs = self
+            .envs
+            .iter()
+            .enumerate()
+            .map(|(i, env)| env.save_state().map_err(|e| sub_env_error(i, e)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(serde_json::json!({ "buffers": serde_state(&self.buffers)?, "envs": envs }))
+    }
+
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        let buffers: VecBuffers = from_serde_state(state_field(state, "buffers")?)?;
+        let envs = state_field(state, "envs")?
+            .as_array()
+            .filter(|envs| envs.len() == self.envs.len() && buffers.rewards.len() == envs.len())
+            .ok_or_else(|| {
+                EnvError::BadState(format!(
+                    "the saved state is not one of {} sub-envs",
+                    self.envs.len()
+                ))
+            })?;
+        if buffers.obs.len() != self.buffers.obs.len() {
+            return Err(EnvError::BadState(format!(
+                "saved observations have {} floats, this vector env has {}",
+                buffers.obs.len(),
+                self.buffers.obs.len()
+            )));
+        }
+        for (i, (env, env_state)) in self.envs.iter_mut().zip(envs).enumerate() {
+            env.load_state(env_state).map_err(|e| sub_env_error(i, e))?;
+        }
+        self.buffers = buffers;
+        Ok(())
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<&[f32]> {

@@ -282,3 +282,99 @@ fn spaces_match_gymnasium() {
         Some(475.0)
     );
 }
+
+/// Steps `env` with actions drawn from `rng`, resetting at episode ends; returns everything seen.
+fn roll(
+    env: &mut cinder_env::DynEnv,
+    rng: &mut cinder_env::rng::NpRandom,
+    steps: usize,
+) -> Vec<Step<Vec<f32>>> {
+    let space = env.action_space();
+    (0..steps)
+        .map(|_| {
+            let step = env.step(&space.sample(rng)).unwrap();
+            if step.done() {
+                env.reset(None).unwrap();
+            }
+            step
+        })
+        .collect()
+}
+
+#[test]
+fn saved_state_continues_every_env_exactly() {
+    for id in registry::ids() {
+        let mut env = make(id).unwrap();
+        env.reset(Some(11)).unwrap();
+        let mut rng = cinder_env::rng::NpRandom::from_seed(5);
+        roll(&mut env, &mut rng, 300);
+        let state = env.save_state().unwrap();
+        let rng_at_save = rng.clone();
+        let expected = roll(&mut env, &mut rng, 400);
+
+        // A fresh env, never reset, takes the state and continues identically (including its
+        // time limit's counter and its random stream across later resets).
+        let mut restored = make(id).unwrap();
+        restored.load_state(&state).unwrap();
+        let mut rng = rng_at_save;
+        assert_eq!(roll(&mut restored, &mut rng, 400), expected, "{id}");
+    }
+    // A state of another env is refused with a clear error and leaves the env usable.
+    let cartpole_state = {
+        let mut env = make("CartPole-v1").unwrap();
+        env.reset(Some(1)).unwrap();
+        env.save_state().unwrap()
+    };
+    let mut pendulum = make("Pendulum-v1").unwrap();
+    let err = pendulum.load_state(&cartpole_state).unwrap_err();
+    assert!(matches!(err, EnvError::BadState(_)), "{err}");
+    pendulum.reset(Some(1)).unwrap();
+}
+
+#[test]
+fn saved_state_continues_vector_envs_exactly() {
+    use cinder_env::classic_control::CartPoleVec;
+    use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
+    fn run<V: VectorEnv<Action = usize>>(
+        envs: &mut V,
+        rng: &mut cinder_env::rng::NpRandom,
+        steps: usize,
+    ) -> Vec<(Vec<f32>, Vec<f64>, Vec<bool>)> {
+        (0..steps)
+            .map(|_| {
+                let actions: Vec<usize> = (0..envs.num_envs())
+                    .map(|_| rng.integers(2) as usize)
+                    .collect();
+                let s = envs.step(&actions).unwrap();
+                (s.obs.to_vec(), s.rewards.to_vec(), s.truncated.to_vec())
+            })
+            .collect()
+    }
+    for mode in [AutoresetMode::SameStep, AutoresetMode::NextStep] {
+        let mut a = CartPoleVec::new(3, mode).unwrap();
+        a.reset(Some(3)).unwrap();
+        let mut b =
+            SyncVectorEnv::from_fn(3, mode, |_| TimeLimit::new(CartPole::new(), 500).unwrap())
+                .unwrap();
+        b.reset(Some(3)).unwrap();
+        let mut rng = cinder_env::rng::NpRandom::from_seed(9);
+        run(&mut a, &mut rng.clone(), 250);
+        run(&mut b, &mut rng, 250);
+        let (sa, sb) = (a.save_state().unwrap(), b.save_state().unwrap());
+        let mut rng = cinder_env::rng::NpRandom::from_seed(10);
+        let ea = run(&mut a, &mut rng.clone(), 600);
+        let eb = run(&mut b, &mut rng.clone(), 600);
+        assert_eq!(ea, eb);
+        let mut a2 = CartPoleVec::new(3, mode).unwrap();
+        a2.load_state(&sa).unwrap();
+        let mut b2 =
+            SyncVectorEnv::from_fn(3, mode, |_| TimeLimit::new(CartPole::new(), 500).unwrap())
+                .unwrap();
+        b2.load_state(&sb).unwrap();
+        assert_eq!(run(&mut a2, &mut rng.clone(), 600), ea);
+        assert_eq!(run(&mut b2, &mut rng, 600), eb);
+        // A state for another number of envs is refused.
+        let mut wrong = CartPoleVec::new(2, mode).unwrap();
+        assert!(matches!(wrong.load_state(&sa), Err(EnvError::BadState(_))));
+    }
+}

@@ -23,6 +23,30 @@ pub enum RlError {
         /// Its value.
         value: f32,
     },
+    /// A checkpoint file is unreadable, truncated or corrupt.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A checkpoint is valid but was written for another policy, algorithm or configuration.
+    #[error("checkpoint {path} does not fit this run: {reason}")]
+    CheckpointMismatch {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// Reading or writing a run directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// An error from the environment.
     #[error(transparent)]
     Env(#[from] cinder_env::EnvError),

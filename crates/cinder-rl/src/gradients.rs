@@ -72,6 +72,35 @@ pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     (grads, norm)
 }
 
+struct ParamSquares<B: Backend> {
+    total: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ParamSquares<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let sq = param.val().square().sum();
+        self.total = Some(match self.total.take() {
+            Some(total) => total + sq,
+            None => sq,
+        });
+    }
+}
+
+/// The L2 norm of all of `module`'s float parameters together (read back once): NaN or
+/// infinite as soon as one parameter is.
+pub fn parameter_norm<B: Backend, M: burn::module::Module<B>>(module: &M) -> f32 {
+    let mut visitor = ParamSquares::<B> { total: None };
+    module.visit(&mut visitor);
+    match visitor.total {
+        Some(total) => total
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_or(f32::NAN, |v| v[0].sqrt()),
+        None => 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

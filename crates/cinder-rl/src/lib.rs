@@ -1,7 +1,6 @@
 //! # cinder-rl
 //!
-//! Policy-gradient reinforcement learning on Burn, generic over the backend. This crate is being
-//! built up piece by piece (see the project's issues); it has so far:
+//! Policy-gradient reinforcement learning on Burn, generic over the backend. It has:
 //!
 //! - [`advantages`]: bootstrap values that tell truncation from termination, GAE(γ, λ),
 //!   returns-to-go, advantage normalisation and explained variance, as pure functions;
@@ -13,8 +12,11 @@
 //! - [`losses`]: vanilla and clipped surrogates (with PPO diagnostics), the clipped value loss
 //!   and the k1/k2/k3 KL estimators.
 //! - [`gradients`]: global gradient-norm clipping (PyTorch `clip_grad_norm_`);
-//! - [`ppo`]: PPO's configuration (CleanRL's defaults, validated) and its training loop for
-//!   discrete-action vector envs.
+//! - [`ppo`]: PPO's configuration (CleanRL's defaults, validated) and its training loop, for
+//!   discrete and continuous actions, with checkpoints that resume exactly;
+//! - [`run`]: run directories (config, metrics, checkpoints, summary), the training loop around
+//!   any [`run::Learner`] with progress output;
+//! - [`checkpoint`]: the checkpoint file format (atomic writes, checksums, shape checks).
 //!
 //! ```
 //! use cinder_rl::advantages::{bootstrap_values, gae};
@@ -31,11 +33,13 @@
 //! ```
 
 pub mod advantages;
+pub mod checkpoint;
 pub mod distributions;
 pub mod error;
 pub mod gradients;
 pub mod losses;
 pub mod policy;
 pub mod ppo;
+pub mod run;
 
 pub use error::{Result, RlError};

@@ -12,7 +12,7 @@ use cinder_env::Space;
 use cinder_env::rng::NpRandom;
 
 /// The shape and initialisation of an [`ActorCritic`].
-#[derive(Config, Debug)]
+#[derive(Config, Debug, PartialEq)]
 pub struct ActorCriticConfig {
     /// Floats per observation.
     pub obs_dim: usize,

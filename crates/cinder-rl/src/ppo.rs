@@ -4,26 +4,36 @@
 //! linear learning-rate annealing and an optional `target_kl` early stop. Unlike CleanRL, a
 //! truncated episode bootstraps from the value of its real final observation (as SB3 does).
 //!
-//! This module holds the configuration and the training loop for discrete-action vector envs;
-//! run directories, checkpoints and resume come on top of it.
+//! Discrete actions (categorical policy) and continuous ones (diagonal Gaussian with a learned,
+//! state-independent log-std) share the loop. PPO's adaptive KL penalty (PPO paper §4) is an
+//! option ([`PpoConfig::kl_penalty`]), with or without the clipped ratio.
+//!
+//! [`Ppo`] implements [`Learner`], so [`crate::run::train`] drives it with a run directory,
+//! metrics, checkpoints and a progress bar; [`Ppo::resume`] continues a run from its checkpoint
+//! exactly (policy, Adam state, random generators, env states, counters, learning-rate position).
 //!
 //! The loop reads top to bottom, one phase per block: rollout → bootstrap values → GAE →
 //! epochs × minibatches → metrics.
 
 use crate::advantages::{bootstrap_values, explained_variance, gae, normalize};
-use crate::distributions::sample_categorical;
+use crate::checkpoint::{Checkpoint, load_module_checked, record_from_bytes, record_to_bytes};
+use crate::distributions::{sample_categorical, standard_normal};
 use crate::error::{Result, RlError};
-use crate::gradients::clip_grad_norm;
+use crate::gradients::{clip_grad_norm, parameter_norm};
 use crate::losses::{clipped_surrogate, value_loss};
-use crate::policy::{Actions, ActorCritic, ActorCriticConfig};
+use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
+use crate::run::{Learner, UpdateReport};
 use burn::config::Config;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use cinder_env::rng::NpRandom;
 use cinder_env::vector::VectorEnv;
+use cinder_env::{SpaceValue, Value};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Instant;
 
 /// PPO's hyperparameters, with CleanRL's `ppo.py` defaults.
@@ -83,6 +93,30 @@ pub struct PpoConfig {
     /// Units per hidden layer of the actor and the critic.
     #[config(default = 64)]
     pub hidden: usize,
+    /// Initial log standard deviation of a Gaussian policy (continuous actions only).
+    #[config(default = 0.0)]
+    pub init_log_std: f64,
+    /// Use the clipped ratio `min(ρÂ, clip(ρ, 1−ε, 1+ε)Â)`; `false` gives the plain ratio
+    /// surrogate `ρÂ` of the PPO paper's KL-penalty variant (use it with `kl_penalty`).
+    #[config(default = true)]
+    pub clip_surrogate: bool,
+    /// PPO's adaptive KL penalty: adds `β · KL(π_old ‖ π_θ)` to the loss and adapts β after each
+    /// update. Off (`None`) in CleanRL's defaults.
+    #[config(default = "None")]
+    pub kl_penalty: Option<AdaptiveKlConfig>,
+}
+
+/// PPO's adaptive KL penalty (PPO paper §4): the loss gains `β · KL(π_old ‖ π_θ)`, estimated on
+/// the minibatch by `mean((ρ − 1) − log ρ)` (k3, differentiable). After each update, with `d`
+/// the mean KL of its last epoch: `d < target/1.5 → β ← β/2`, `d > 1.5·target → β ← 2β`.
+#[derive(Config, Debug, PartialEq)]
+pub struct AdaptiveKlConfig {
+    /// The initial coefficient β.
+    #[config(default = 1.0)]
+    pub initial_coef: f32,
+    /// The KL per update to steer towards, `d_targ`.
+    #[config(default = 0.01)]
+    pub target: f32,
 }
 
 impl PpoConfig {
@@ -160,6 +194,26 @@ impl PpoConfig {
                 return bad(format!("target_kl ({kl}) must be positive, or None"));
             }
         }
+        if !self.init_log_std.is_finite() {
+            return bad(format!(
+                "init_log_std ({}) must be finite",
+                self.init_log_std
+            ));
+        }
+        if let Some(kl) = &self.kl_penalty {
+            if !(kl.initial_coef.is_finite() && kl.initial_coef >= 0.0) {
+                return bad(format!(
+                    "kl_penalty.initial_coef ({}) must be finite and >= 0",
+                    kl.initial_coef
+                ));
+            }
+            if !(kl.target.is_finite() && kl.target > 0.0) {
+                return bad(format!(
+                    "kl_penalty.target ({}) must be positive",
+                    kl.target
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -187,12 +241,55 @@ pub struct UpdateMetrics {
     pub explained_variance: f64,
     /// Global gradient norm (before clipping) of the last minibatch.
     pub grad_norm: f32,
+    /// The KL penalty coefficient β used in this update (with `kl_penalty`).
+    pub kl_coef: Option<f32>,
     /// Env steps per second over this iteration (rollout and update).
     pub steps_per_second: f64,
+    /// Where this iteration's time went.
+    pub timings: Timings,
+    /// Wall-clock seconds of training so far (rollouts and updates, across resumes).
+    pub wall_seconds: f64,
     /// Returns of the episodes that ended during the rollout.
     pub episode_returns: Vec<f64>,
     /// Lengths of those episodes.
     pub episode_lengths: Vec<u64>,
+}
+
+/// Seconds spent in each phase of one iteration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Stepping the envs.
+    pub env: f64,
+    /// Rollout inference (policy and values on the inner backend, sampling).
+    pub inference: f64,
+    /// Advantages, then the epochs of minibatch updates.
+    pub update: f64,
+}
+
+impl UpdateMetrics {
+    /// The metrics with their wall-clock fields (steps/s, timings, wall seconds) zeroed: what
+    /// must be equal between two runs with the same seed.
+    pub fn without_timings(mut self) -> Self {
+        self.steps_per_second = 0.0;
+        self.timings = Timings::default();
+        self.wall_seconds = 0.0;
+        self
+    }
+}
+
+impl UpdateReport for UpdateMetrics {
+    fn iteration(&self) -> u64 {
+        self.iteration
+    }
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+    fn wall_seconds(&self) -> f64 {
+        self.wall_seconds
+    }
+    fn episode_returns(&self) -> &[f64] {
+        &self.episode_returns
+    }
 }
 
 /// Runs `episodes` episodes of the greedy (most likely action) policy on `env`, seeding episode
@@ -214,7 +311,7 @@ pub fn evaluate_greedy<
         loop {
             let d = obs.len();
             let action = match model.distribution(tensor2::<Bk>(obs.clone(), 1, d, device)) {
-                crate::policy::PolicyDistribution::Categorical(c) => {
+                PolicyDistribution::Categorical(c) => {
                     let mode: Vec<i64> = c
                         .mode()
                         .into_data()
@@ -223,9 +320,7 @@ pub fn evaluate_greedy<
                         .expect("int tensor");
                     cinder_env::Value::Discrete(mode[0] as usize)
                 }
-                crate::policy::PolicyDistribution::Gaussian(g) => {
-                    cinder_env::Value::Continuous(read(g.mode()))
-                }
+                PolicyDistribution::Gaussian(g) => cinder_env::Value::Continuous(read(g.mode())),
             };
             let step = env.step(&action)?;
             total += step.reward;
@@ -239,20 +334,137 @@ pub fn evaluate_greedy<
     Ok(returns)
 }
 
-/// PPO on a discrete-action vector env: the policy, its optimiser and the rollout state.
-pub struct Ppo<B: AutodiffBackend, V: VectorEnv<Action = usize>> {
+/// One minibatch of rollout data on the training device: what [`ppo_loss`] needs.
+#[derive(Debug, Clone)]
+pub struct Minibatch<B: Backend> {
+    /// Observations, `[mb, obs_dim]`.
+    pub obs: Tensor<B, 2>,
+    /// The actions taken.
+    pub actions: Actions<B>,
+    /// `log π_old(a|s)` at rollout time, `[mb]`.
+    pub old_log_probs: Tensor<B, 1>,
+    /// Advantages (already normalised if `norm_adv`), `[mb]`.
+    pub advantages: Tensor<B, 1>,
+    /// The critic's values at rollout time, `[mb]`.
+    pub old_values: Tensor<B, 1>,
+    /// Return targets (advantages + values), `[mb]`.
+    pub returns: Tensor<B, 1>,
+}
+
+/// PPO's loss on one minibatch and its parts (each `[1]`).
+#[derive(Debug, Clone)]
+pub struct PpoLoss<B: Backend> {
+    /// `policy_loss − ent_coef · entropy + vf_coef · value_loss (+ β · kl)`, differentiable.
+    pub loss: Tensor<B, 1>,
+    /// The clipped (or plain ratio) surrogate loss.
+    pub policy_loss: Tensor<B, 1>,
+    /// The (optionally clipped) value loss, `½ mean((V − R)²)`.
+    pub value_loss: Tensor<B, 1>,
+    /// Mean entropy of the policy on the minibatch.
+    pub entropy: Tensor<B, 1>,
+    /// `mean((ρ − 1) − log ρ)` (detached).
+    pub approx_kl: Tensor<B, 1>,
+    /// Fraction of ratios outside `[1 − ε, 1 + ε]` (detached).
+    pub clip_fraction: Tensor<B, 1>,
+}
+
+/// PPO's loss on a minibatch, as CleanRL computes it: the clipped surrogate (or the plain ratio
+/// when `!clip_surrogate`), the value loss clipped by `clip_coef` when `clip_vloss`, the entropy
+/// bonus, and with a KL coefficient `β` the penalty `β · mean((ρ − 1) − log ρ)`.
+pub fn ppo_loss<B: Backend>(
+    model: &ActorCritic<B>,
+    minibatch: Minibatch<B>,
+    config: &PpoConfig,
+    kl_coef: Option<f32>,
+) -> Result<PpoLoss<B>> {
+    let Minibatch {
+        obs,
+        actions,
+        old_log_probs,
+        advantages,
+        old_values,
+        returns,
+    } = minibatch;
+    let clip = if config.clip_surrogate {
+        config.clip_coef
+    } else {
+        f32::INFINITY
+    };
+    let (new_log_probs, entropy, new_values) = model.evaluate_actions(obs, actions)?;
+    let surrogate = clipped_surrogate(
+        new_log_probs.clone(),
+        old_log_probs.clone(),
+        advantages,
+        clip,
+        clip,
+    );
+    let v_loss = value_loss(
+        new_values,
+        old_values,
+        returns,
+        config.clip_vloss.then_some(config.clip_coef),
+    );
+    let entropy = entropy.mean();
+    let mut loss = surrogate.loss.clone() - entropy.clone().mul_scalar(config.ent_coef)
+        + v_loss.clone().mul_scalar(config.vf_coef);
+    if let Some(beta) = kl_coef {
+        // KL(π_old ‖ π_θ) ≈ mean((ρ − 1) − log ρ) on actions drawn from π_old.
+        let log_ratio = new_log_probs - old_log_probs.detach();
+        let kl = (log_ratio.clone().exp().sub_scalar(1.0) - log_ratio).mean();
+        loss = loss + kl.mul_scalar(beta);
+    }
+    Ok(PpoLoss {
+        loss,
+        policy_loss: surrogate.loss,
+        value_loss: v_loss,
+        entropy,
+        approx_kl: surrogate.approx_kl,
+        clip_fraction: surrogate.clip_fraction,
+    })
+}
+
+/// One rollout step's actions: for the envs, flattened for storage, and their log-probs.
+type SampledActions<A> = (Vec<A>, Vec<f32>, Vec<f32>);
+
+/// The trainer's state besides the policy and the optimiser: what a checkpoint must hold for a
+/// resumed run to continue exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    iteration: u64,
+    global_step: u64,
+    rng: NpRandom,
+    next_obs: Vec<f32>,
+    episode_return: Vec<f64>,
+    episode_length: Vec<u64>,
+    kl_coef: Option<f32>,
+    wall_seconds: f64,
+}
+
+/// What a PPO checkpoint's header holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PpoCheckpointMeta {
+    algorithm: String,
     config: PpoConfig,
+    policy: ActorCriticConfig,
+    trainer: TrainerState,
+    envs: Option<serde_json::Value>,
+}
+
+/// PPO on a vector env: the policy, its optimiser and the rollout state.
+///
+/// Works with any [`VectorEnv`] whose action type takes the policy's actions: `usize` or
+/// [`Value`] for a `Discrete` action space, `Vec<f32>` or [`Value`] for a `Box` one.
+pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
+    config: PpoConfig,
+    policy_config: ActorCriticConfig,
     device: B::Device,
     envs: V,
     model: ActorCritic<B>,
     optimizer: OptimizerAdaptor<Adam, ActorCritic<B>, B>,
-    rng: NpRandom,
+    state: TrainerState,
     obs_dim: usize,
-    next_obs: Vec<f32>,
-    episode_return: Vec<f64>,
-    episode_length: Vec<u64>,
-    iteration: u64,
-    global_step: u64,
+    /// Floats per action in rollout storage: 1 (an index) or the action dimension.
+    action_width: usize,
 }
 
 /// Row-major `[rows, cols]` host data as a tensor.
@@ -277,7 +489,32 @@ fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
         .expect("float tensor")
 }
 
-impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
+/// The policy config PPO builds for `envs`.
+fn policy_config_for<V: VectorEnv>(config: &PpoConfig, envs: &V) -> Result<ActorCriticConfig> {
+    Ok(
+        ActorCriticConfig::for_spaces(envs.single_observation_space(), envs.single_action_space())?
+            .with_hidden(config.hidden)
+            .with_init_log_std(config.init_log_std)
+            .with_seed(config.seed),
+    )
+}
+
+/// A one-line description of a policy's input and output.
+fn describe(policy: &ActorCriticConfig) -> String {
+    format!(
+        "{} observations → {} {} actions, {} hidden units",
+        policy.obs_dim,
+        policy.action_dim,
+        if policy.continuous {
+            "continuous"
+        } else {
+            "discrete"
+        },
+        policy.hidden
+    )
+}
+
+impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// A new learner on `envs` (whose `num_envs` must match the config). Builds the policy and
     /// resets the envs with `config.seed`; all randomness comes from that seed.
     pub fn new(config: PpoConfig, mut envs: V, device: B::Device) -> Result<Self> {
@@ -289,31 +526,109 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
                 config.num_envs
             )));
         }
-        let model = ActorCriticConfig::for_spaces(
-            envs.single_observation_space(),
-            envs.single_action_space(),
-        )?
-        .with_hidden(config.hidden)
-        .with_seed(config.seed)
-        .init::<B>(&device)?;
-        let optimizer = AdamConfig::new().with_epsilon(1e-5).init();
-        let obs_dim = envs.obs_dim();
+        let policy_config = policy_config_for(&config, &envs)?;
+        let model = policy_config.init::<B>(&device)?;
         let next_obs = envs.reset(Some(config.seed))?.to_vec();
         let n = config.num_envs;
-        Ok(Self {
+        let state = TrainerState {
+            iteration: 0,
+            global_step: 0,
             rng: NpRandom::from_seed(config.seed),
-            config,
-            device,
-            envs,
-            model,
-            optimizer,
-            obs_dim,
             next_obs,
             episode_return: vec![0.0; n],
             episode_length: vec![0; n],
-            iteration: 0,
-            global_step: 0,
+            kl_coef: config.kl_penalty.as_ref().map(|kl| kl.initial_coef),
+            wall_seconds: 0.0,
+        };
+        Self::assemble(config, policy_config, envs, device, model, state)
+    }
+
+    fn assemble(
+        config: PpoConfig,
+        policy_config: ActorCriticConfig,
+        envs: V,
+        device: B::Device,
+        model: ActorCritic<B>,
+        state: TrainerState,
+    ) -> Result<Self> {
+        let obs_dim = envs.obs_dim();
+        let action_width = if policy_config.continuous {
+            policy_config.action_dim
+        } else {
+            1
+        };
+        // The env's action type must take what the policy produces.
+        let probe = if policy_config.continuous {
+            Value::Continuous(vec![0.0; action_width])
+        } else {
+            Value::Discrete(0)
+        };
+        if V::Action::from_value(probe.clone()).is_none() {
+            return Err(RlError::UnsupportedSpace(format!(
+                "the vector env's action type ({}) does not take {} actions",
+                std::any::type_name::<V::Action>(),
+                probe.as_value().kind()
+            )));
+        }
+        Ok(Self {
+            config,
+            policy_config,
+            device,
+            envs,
+            model,
+            optimizer: AdamConfig::new().with_epsilon(1e-5).init(),
+            state,
+            obs_dim,
+            action_width,
         })
+    }
+
+    /// Continues the run saved in the checkpoint at `path` (written by
+    /// [`Learner::save_checkpoint`]) on `envs`, a fresh vector env of the same kind and size as
+    /// the checkpointed one. Policy, Adam state, random generators, env states, counters and
+    /// the learning-rate schedule continue where they were: on ndarray the metrics that follow
+    /// equal those of a run that was never interrupted.
+    ///
+    /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
+    /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
+    pub fn resume(path: impl AsRef<Path>, mut envs: V, device: B::Device) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path)?;
+        let meta = ppo_meta(path, &checkpoint)?;
+        meta.config.validate()?;
+        let expected = policy_config_for(&meta.config, &envs)?;
+        if expected != meta.policy || envs.num_envs() != meta.config.num_envs {
+            return Err(RlError::CheckpointMismatch {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it holds a policy of {} trained on {} envs; these envs need {} on {} envs",
+                    describe(&meta.policy),
+                    meta.config.num_envs,
+                    describe(&expected),
+                    envs.num_envs()
+                ),
+            });
+        }
+        let env_state = meta
+            .envs
+            .as_ref()
+            .ok_or_else(|| RlError::CheckpointMismatch {
+                path: path.to_path_buf(),
+                reason: "it holds no env state (the env cannot save its state), so the run cannot \
+                     continue exactly; load the policy with ppo::load_policy instead"
+                    .into(),
+            })?;
+        envs.load_state(env_state)?;
+        let model = load_model::<B>(path, &checkpoint, &meta.policy, &device)?;
+        let optimizer_record = record_from_bytes::<B, _>(
+            path,
+            "optimizer state",
+            checkpoint.section(path, "optimizer")?,
+            &device,
+        )?;
+        let mut ppo = Self::assemble(meta.config, meta.policy, envs, device, model, meta.trainer)?;
+        ppo.optimizer = ppo.optimizer.load_record(optimizer_record);
+        Ok(ppo)
     }
 
     /// The current policy.
@@ -321,35 +636,117 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
         &self.model
     }
 
+    /// The policy's configuration (its architecture).
+    pub fn policy_config(&self) -> &ActorCriticConfig {
+        &self.policy_config
+    }
+
     /// The configuration.
     pub fn config(&self) -> &PpoConfig {
         &self.config
     }
 
+    /// The device training runs on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// The vector env.
+    pub fn envs(&self) -> &V {
+        &self.envs
+    }
+
     /// Whether all `num_iterations` are done.
     pub fn finished(&self) -> bool {
-        self.iteration >= self.config.num_iterations()
+        self.state.iteration >= self.config.num_iterations()
+    }
+
+    /// The current KL penalty coefficient β (with `kl_penalty`).
+    pub fn kl_coef(&self) -> Option<f32> {
+        self.state.kl_coef
+    }
+
+    /// Greedy evaluation of the current policy (see [`evaluate_greedy`]), on the inner backend.
+    pub fn evaluate(
+        &self,
+        env: &mut cinder_env::DynEnv,
+        episodes: usize,
+        seed: u64,
+    ) -> Result<Vec<f64>> {
+        evaluate_greedy(&self.model.valid(), env, episodes, seed, &self.device)
+    }
+
+    /// Samples one action per env from the rollout policy's distribution, on the host with the
+    /// trainer's generator. Returns the env actions, their flat storage rows and log-probs.
+    fn sample(
+        &mut self,
+        dist: PolicyDistribution<B::InnerBackend>,
+        n: usize,
+    ) -> Result<SampledActions<V::Action>> {
+        let w = self.action_width;
+        let mut flat = vec![0f32; n * w];
+        let mut log_probs = vec![0f32; n];
+        let mut env_actions = Vec::with_capacity(n);
+        let unsupported = || {
+            RlError::UnsupportedSpace(format!(
+                "the vector env's action type ({}) does not take the policy's actions",
+                std::any::type_name::<V::Action>()
+            ))
+        };
+        match dist {
+            PolicyDistribution::Categorical(c) => {
+                let all = read(c.log_probs);
+                let k = all.len() / n;
+                for e in 0..n {
+                    let row = &all[e * k..(e + 1) * k];
+                    let probs: Vec<f32> = row.iter().map(|l| l.exp()).collect();
+                    let a = sample_categorical(&probs, &mut self.state.rng);
+                    flat[e] = a as f32;
+                    log_probs[e] = row[a];
+                    env_actions
+                        .push(V::Action::from_value(Value::Discrete(a)).ok_or_else(unsupported)?);
+                }
+            }
+            PolicyDistribution::Gaussian(g) => {
+                let mean = read(g.mean);
+                let log_std = read(g.log_std);
+                for e in 0..n {
+                    let mut lp = 0.0f32;
+                    for j in 0..w {
+                        let i = e * w + j;
+                        let z = standard_normal(&mut self.state.rng) as f32;
+                        flat[i] = mean[i] + log_std[i].exp() * z;
+                        lp += -0.5 * z * z - log_std[i] - 0.918_938_5;
+                    }
+                    log_probs[e] = lp;
+                    let action = Value::Continuous(flat[e * w..(e + 1) * w].to_vec());
+                    env_actions.push(V::Action::from_value(action).ok_or_else(unsupported)?);
+                }
+            }
+        }
+        Ok((env_actions, flat, log_probs))
     }
 
     /// Runs one iteration: a rollout of `num_steps` steps in every env, then the update.
     pub fn iterate(&mut self) -> Result<UpdateMetrics> {
         let start = Instant::now();
         let cfg = self.config.clone();
-        let (n, d, t_max) = (cfg.num_envs, self.obs_dim, cfg.num_steps);
+        let (n, d, t_max, w) = (cfg.num_envs, self.obs_dim, cfg.num_steps, self.action_width);
         let batch = cfg.batch_size();
-        self.iteration += 1;
+        let iteration = self.state.iteration + 1;
         let learning_rate = if cfg.anneal_lr {
-            let frac = 1.0 - (self.iteration - 1) as f64 / cfg.num_iterations() as f64;
+            let frac = 1.0 - (iteration - 1) as f64 / cfg.num_iterations() as f64;
             frac * cfg.learning_rate
         } else {
             cfg.learning_rate
         };
+        let mut timings = Timings::default();
 
         // --- Rollout, on the inner (non-autodiff) backend. Buffers are [num_steps, num_envs].
         let policy = self.model.valid();
-        let inner_device = &self.device;
+        let inner_device = self.device.clone();
         let mut obs = Vec::with_capacity(batch * d); // [num_steps, num_envs, obs_dim]
-        let mut actions = vec![0usize; batch];
+        let mut actions = vec![0f32; batch * w]; // [num_steps, num_envs, action_width]
         let mut log_probs = vec![0f32; batch];
         let mut rewards = vec![0f32; batch];
         let mut values = vec![0f32; batch];
@@ -359,73 +756,67 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
         let mut episode_returns = Vec::new();
         let mut episode_lengths = Vec::new();
         for t in 0..t_max {
-            let obs_t = tensor2::<B::InnerBackend>(self.next_obs.clone(), n, d, inner_device);
-            obs.extend_from_slice(&self.next_obs);
-            let dist_log_probs = match policy.distribution(obs_t.clone()) {
-                crate::policy::PolicyDistribution::Categorical(c) => read(c.log_probs),
-                crate::policy::PolicyDistribution::Gaussian(_) => {
-                    return Err(RlError::UnsupportedSpace(
-                        "PPO here takes discrete actions".into(),
-                    ));
-                }
-            };
+            let clock = Instant::now();
+            let obs_t =
+                tensor2::<B::InnerBackend>(self.state.next_obs.clone(), n, d, &inner_device);
+            obs.extend_from_slice(&self.state.next_obs);
+            let dist = policy.distribution(obs_t.clone());
+            let (env_actions, flat, step_log_probs) = self.sample(dist, n)?;
             let v = read(policy.value(obs_t));
-            let num_actions = dist_log_probs.len() / n;
-            let mut step_actions = vec![0usize; n];
-            for e in 0..n {
-                let row = &dist_log_probs[e * num_actions..(e + 1) * num_actions];
-                let probs: Vec<f32> = row.iter().map(|l| l.exp()).collect();
-                let a = sample_categorical(&probs, &mut self.rng);
-                step_actions[e] = a;
-                actions[t * n + e] = a;
-                log_probs[t * n + e] = row[a];
-                values[t * n + e] = v[e];
-            }
-            let step = self.envs.step(&step_actions)?;
+            actions[t * n * w..(t + 1) * n * w].copy_from_slice(&flat);
+            log_probs[t * n..(t + 1) * n].copy_from_slice(&step_log_probs);
+            values[t * n..(t + 1) * n].copy_from_slice(&v);
+            timings.inference += clock.elapsed().as_secs_f64();
+
+            let clock = Instant::now();
+            let step = self.envs.step(&env_actions)?;
             let mut truncated_rows = Vec::new();
             for e in 0..n {
                 let i = t * n + e;
                 rewards[i] = step.rewards[e] as f32;
                 terminated[i] = step.terminated[e];
                 truncated[i] = step.truncated[e];
-                self.episode_return[e] += step.rewards[e];
-                self.episode_length[e] += 1;
+                self.state.episode_return[e] += step.rewards[e];
+                self.state.episode_length[e] += 1;
                 if step.terminated[e] || step.truncated[e] {
-                    episode_returns.push(self.episode_return[e]);
-                    episode_lengths.push(self.episode_length[e]);
-                    self.episode_return[e] = 0.0;
-                    self.episode_length[e] = 0;
+                    episode_returns.push(self.state.episode_return[e]);
+                    episode_lengths.push(self.state.episode_length[e]);
+                    self.state.episode_return[e] = 0.0;
+                    self.state.episode_length[e] = 0;
                     if step.truncated[e] && !step.terminated[e] {
                         truncated_rows.push(e);
                     }
                 }
             }
-            self.next_obs.copy_from_slice(step.obs);
+            self.state.next_obs.copy_from_slice(step.obs);
+            let final_obs: Vec<f32> = truncated_rows
+                .iter()
+                .flat_map(|&e| step.final_obs[e * d..(e + 1) * d].iter().copied())
+                .collect();
+            timings.env += clock.elapsed().as_secs_f64();
             // Truncated episodes bootstrap from the value of their real final observation.
             if !truncated_rows.is_empty() {
-                let final_obs: Vec<f32> = truncated_rows
-                    .iter()
-                    .flat_map(|&e| step.final_obs[e * d..(e + 1) * d].iter().copied())
-                    .collect();
+                let clock = Instant::now();
                 let fv = read(policy.value(tensor2::<B::InnerBackend>(
                     final_obs,
                     truncated_rows.len(),
                     d,
-                    inner_device,
+                    &inner_device,
                 )));
                 for (k, &e) in truncated_rows.iter().enumerate() {
                     final_values[t * n + e] = fv[k];
                 }
+                timings.inference += clock.elapsed().as_secs_f64();
             }
         }
-        self.global_step += batch as u64;
 
         // --- Advantages and returns.
+        let clock = Instant::now();
         let last_values = read(policy.value(tensor2::<B::InnerBackend>(
-            self.next_obs.clone(),
+            self.state.next_obs.clone(),
             n,
             d,
-            inner_device,
+            &inner_device,
         )));
         let bootstrap = bootstrap_values(
             &values,
@@ -451,58 +842,66 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
 
         // --- Epochs × minibatches.
         let mb_size = cfg.minibatch_size();
+        let kl_coef = self.state.kl_coef;
         let mut indices: Vec<usize> = (0..batch).collect();
         // Diagnostics stay on the device until the end of the update: one read each, not one
         // per minibatch. `last` holds the last minibatch's (policy loss, value loss, entropy,
-        // approx_kl); the clip fractions are summed over minibatches.
+        // approx_kl); the clip fractions are summed over minibatches, the KLs over the
+        // minibatches of the current epoch (for the adaptive penalty).
         let mut last: Option<[Tensor<B, 1>; 4]> = None;
         let mut clip_fraction_sum: Option<Tensor<B, 1>> = None;
+        let mut epoch_kl_sum: Option<Tensor<B, 1>> = None;
+        let mut epoch_minibatches = 0usize;
         let mut num_minibatches_run = 0usize;
         let mut norm_last = 0.0;
+        let dev = self.device.clone();
         'epochs: for _epoch in 0..cfg.update_epochs {
             // Fisher-Yates shuffle on the seeded generator.
             for i in (1..batch).rev() {
-                let j = self.rng.integers(i as u64 + 1) as usize;
+                let j = self.state.rng.integers(i as u64 + 1) as usize;
                 indices.swap(i, j);
             }
+            epoch_kl_sum = None;
+            epoch_minibatches = 0;
             for mb in indices.chunks(mb_size) {
                 let gather = |src: &[f32]| mb.iter().map(|&i| src[i]).collect::<Vec<f32>>();
-                let mb_obs: Vec<f32> = mb
-                    .iter()
-                    .flat_map(|&i| obs[i * d..(i + 1) * d].iter().copied())
-                    .collect();
-                let mut mb_adv = gather(&advantages);
+                let gather_rows = |src: &[f32], width: usize| {
+                    mb.iter()
+                        .flat_map(|&i| src[i * width..(i + 1) * width].iter().copied())
+                        .collect::<Vec<f32>>()
+                };
+                let mut mb_advantages = gather(&advantages);
                 if cfg.norm_adv {
-                    normalize(&mut mb_adv);
+                    normalize(&mut mb_advantages);
                 }
-                let mb_actions: Vec<i64> = mb.iter().map(|&i| actions[i] as i64).collect();
-                let dev = &self.device;
-                let obs_t = tensor2::<B>(mb_obs, mb.len(), d, dev);
-                let act_t =
-                    Tensor::<B, 1, Int>::from_data(TensorData::new(mb_actions, [mb.len()]), dev);
-                let (new_log_probs, entropy, new_values) = self
-                    .model
-                    .evaluate_actions(obs_t, Actions::Discrete(act_t))?;
-                let surrogate = clipped_surrogate(
-                    new_log_probs,
-                    tensor1::<B>(gather(&log_probs), dev),
-                    tensor1::<B>(mb_adv, dev),
-                    cfg.clip_coef,
-                    cfg.clip_coef,
-                );
-                let v_loss = value_loss(
-                    new_values,
-                    tensor1::<B>(gather(&values), dev),
-                    tensor1::<B>(gather(&returns), dev),
-                    cfg.clip_vloss.then_some(cfg.clip_coef),
-                );
-                let entropy_loss = entropy.mean();
-                let loss = surrogate.loss.clone() - entropy_loss.clone().mul_scalar(cfg.ent_coef)
-                    + v_loss.clone().mul_scalar(cfg.vf_coef);
+                let obs_t = tensor2::<B>(gather_rows(&obs, d), mb.len(), d, &dev);
+                let mb_actions = if self.policy_config.continuous {
+                    Actions::Continuous(tensor2::<B>(gather_rows(&actions, w), mb.len(), w, &dev))
+                } else {
+                    let idx: Vec<i64> = mb.iter().map(|&i| actions[i] as i64).collect();
+                    Actions::Discrete(Tensor::<B, 1, Int>::from_data(
+                        TensorData::new(idx, [mb.len()]),
+                        &dev,
+                    ))
+                };
+                let terms = ppo_loss(
+                    &self.model,
+                    Minibatch {
+                        obs: obs_t,
+                        actions: mb_actions,
+                        old_log_probs: tensor1::<B>(gather(&log_probs), &dev),
+                        advantages: tensor1::<B>(mb_advantages, &dev),
+                        old_values: tensor1::<B>(gather(&values), &dev),
+                        returns: tensor1::<B>(gather(&returns), &dev),
+                    },
+                    &cfg,
+                    kl_coef,
+                )?;
+                let loss = terms.loss;
                 let loss_value = read(loss.clone())[0];
                 if !loss_value.is_finite() {
                     return Err(RlError::NonFinite {
-                        iteration: self.iteration,
+                        iteration,
                         quantity: "loss",
                         value: loss_value,
                     });
@@ -512,7 +911,7 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
                     clip_grad_norm::<B, _>(&self.model, grads, cfg.max_grad_norm);
                 if !grad_norm.is_finite() {
                     return Err(RlError::NonFinite {
-                        iteration: self.iteration,
+                        iteration,
                         quantity: "gradient norm",
                         value: grad_norm,
                     });
@@ -520,17 +919,22 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
                 self.model = self
                     .optimizer
                     .step(learning_rate, self.model.clone(), grads);
-                let clip_fraction = surrogate.clip_fraction;
+                let clip_fraction = terms.clip_fraction;
                 clip_fraction_sum = Some(match clip_fraction_sum.take() {
                     Some(sum) => sum + clip_fraction,
                     None => clip_fraction,
                 });
+                epoch_kl_sum = Some(match epoch_kl_sum.take() {
+                    Some(sum) => sum + terms.approx_kl.clone(),
+                    None => terms.approx_kl.clone(),
+                });
+                epoch_minibatches += 1;
                 num_minibatches_run += 1;
                 last = Some([
-                    surrogate.loss.detach(),
-                    v_loss.detach(),
-                    entropy_loss.detach(),
-                    surrogate.approx_kl,
+                    terms.policy_loss.detach(),
+                    terms.value_loss.detach(),
+                    terms.entropy.detach(),
+                    terms.approx_kl,
                 ]);
                 norm_last = grad_norm;
             }
@@ -540,16 +944,39 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
                 }
             }
         }
+        let parameters = parameter_norm(&self.model);
+        if !parameters.is_finite() {
+            return Err(RlError::NonFinite {
+                iteration,
+                quantity: "parameter norm",
+                value: parameters,
+            });
+        }
         let [pg_last, v_last, ent_last, kl_last] = match last {
             Some(tensors) => tensors.map(|t| read(t)[0]),
             None => [0.0; 4],
         };
         let clip_fraction =
             clip_fraction_sum.map_or(0.0, |sum| read(sum)[0]) / num_minibatches_run.max(1) as f32;
+        // PPO's adaptive penalty: steer β by the mean KL of the last epoch.
+        if let (Some(kl_cfg), Some(beta)) = (&cfg.kl_penalty, self.state.kl_coef.as_mut()) {
+            let d_mean =
+                epoch_kl_sum.map_or(0.0, |sum| read(sum)[0]) / epoch_minibatches.max(1) as f32;
+            if d_mean < kl_cfg.target / 1.5 {
+                *beta /= 2.0;
+            } else if d_mean > kl_cfg.target * 1.5 {
+                *beta *= 2.0;
+            }
+        }
+        timings.update = clock.elapsed().as_secs_f64();
 
+        let elapsed = start.elapsed().as_secs_f64();
+        self.state.iteration = iteration;
+        self.state.global_step += batch as u64;
+        self.state.wall_seconds += elapsed;
         Ok(UpdateMetrics {
-            iteration: self.iteration,
-            global_step: self.global_step,
+            iteration,
+            global_step: self.state.global_step,
             learning_rate,
             policy_loss: pg_last,
             value_loss: v_last,
@@ -558,9 +985,120 @@ impl<B: AutodiffBackend, V: VectorEnv<Action = usize>> Ppo<B, V> {
             clip_fraction,
             explained_variance: explained_variance(&values, &returns),
             grad_norm: norm_last,
-            steps_per_second: batch as f64 / start.elapsed().as_secs_f64(),
+            kl_coef,
+            steps_per_second: batch as f64 / elapsed,
+            timings,
+            wall_seconds: self.state.wall_seconds,
             episode_returns,
             episode_lengths,
         })
     }
+}
+
+impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
+    type Report = UpdateMetrics;
+
+    fn iterate(&mut self) -> Result<UpdateMetrics> {
+        Ppo::iterate(self)
+    }
+
+    fn iteration(&self) -> u64 {
+        self.state.iteration
+    }
+
+    fn num_iterations(&self) -> u64 {
+        self.config.num_iterations()
+    }
+
+    fn global_step(&self) -> u64 {
+        self.state.global_step
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.num_iterations() * self.config.batch_size() as u64
+    }
+
+    fn wall_seconds(&self) -> f64 {
+        self.state.wall_seconds
+    }
+
+    /// Writes the policy, Adam's state, the trainer's counters and generators and the envs'
+    /// states. Envs that cannot save their state still get a checkpoint (the policy loads),
+    /// but it cannot be resumed.
+    fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let meta = PpoCheckpointMeta {
+            algorithm: "ppo".into(),
+            config: self.config.clone(),
+            policy: self.policy_config.clone(),
+            trainer: self.state.clone(),
+            envs: self.envs.save_state().ok(),
+        };
+        let meta = serde_json::to_value(&meta).map_err(|e| RlError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!("the trainer state does not serialise: {e}"),
+        })?;
+        let mut checkpoint = Checkpoint::new(meta);
+        checkpoint.put(
+            "model",
+            record_to_bytes::<B, _>(self.model.clone().into_record())?,
+        );
+        checkpoint.put(
+            "optimizer",
+            record_to_bytes::<B, _>(self.optimizer.to_record())?,
+        );
+        checkpoint.write_atomic(path)
+    }
+}
+
+fn ppo_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PpoCheckpointMeta> {
+    let algorithm = checkpoint.meta.get("algorithm").and_then(|a| a.as_str());
+    if algorithm != Some("ppo") {
+        return Err(RlError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!("it was written by {algorithm:?}, not by PPO"),
+        });
+    }
+    PpoCheckpointMeta::deserialize(&checkpoint.meta).map_err(|e| RlError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("unreadable PPO header: {e}"),
+    })
+}
+
+fn load_model<Bk: Backend>(
+    path: &Path,
+    checkpoint: &Checkpoint,
+    policy: &ActorCriticConfig,
+    device: &Bk::Device,
+) -> Result<ActorCritic<Bk>> {
+    let skeleton = policy.init::<Bk>(device)?;
+    let record =
+        record_from_bytes::<Bk, _>(path, "policy", checkpoint.section(path, "model")?, device)?;
+    load_module_checked(path, skeleton, record)
+}
+
+/// Loads the policy of a PPO checkpoint on any backend (for evaluation or deployment), with the
+/// architecture recorded in it. Errors name what is wrong with the file.
+pub fn load_policy<Bk: Backend>(
+    path: impl AsRef<Path>,
+    device: &Bk::Device,
+) -> Result<(ActorCritic<Bk>, ActorCriticConfig)> {
+    let path = path.as_ref();
+    let checkpoint = Checkpoint::read(path)?;
+    let meta = ppo_meta(path, &checkpoint)?;
+    let model = load_model::<Bk>(path, &checkpoint, &meta.policy, device)?;
+    Ok((model, meta.policy))
+}
+
+/// Loads a checkpoint's weights into an existing policy `model`, checking that the
+/// architectures agree (every parameter keeps its shape).
+pub fn load_policy_into<Bk: Backend>(
+    path: impl AsRef<Path>,
+    model: ActorCritic<Bk>,
+    device: &Bk::Device,
+) -> Result<ActorCritic<Bk>> {
+    let path = path.as_ref();
+    let checkpoint = Checkpoint::read(path)?;
+    let record =
+        record_from_bytes::<Bk, _>(path, "policy", checkpoint.section(path, "model")?, device)?;
+    load_module_checked(path, model, record)
 }

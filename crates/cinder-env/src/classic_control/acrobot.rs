@@ -82,7 +82,7 @@ pub const AVAIL_TORQUE: [f64; 3] = [-1.0, 0.0, 1.0];
 const GRAVITY: f64 = 9.8;
 
 /// The Acrobot environment (without its time limit; [`make`](crate::make) adds it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Acrobot {
     /// `[theta1, theta2, dtheta1, dtheta2]`.
     state: [f64; 4],
@@ -203,6 +203,8 @@ fn bound(x: f64, m: f64, big_m: f64) -> f64 {
 }
 
 impl Env for Acrobot {
+    crate::env::serde_env_state!();
+
     type Obs = [f32; 6];
     type Action = usize;
 

@@ -77,7 +77,7 @@ pub const THETA_THRESHOLD_RADIANS: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360
 pub const X_THRESHOLD: f64 = 2.4;
 
 /// The CartPole environment (without its time limit; [`make`](crate::make) adds it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CartPole {
     /// `[x, x_dot, theta, theta_dot]`, float64.
     state: [f64; 4],
@@ -166,6 +166,8 @@ pub fn cartpole_dynamics(state: [f64; 4], push_right: bool) -> ([f64; 4], bool) 
 }
 
 impl Env for CartPole {
+    crate::env::serde_env_state!();
+
     type Obs = [f32; 4];
     type Action = usize;
 

@@ -93,8 +93,72 @@ impl CartPoleVec {
     }
 }
 
+/// The saved form of a [`CartPoleVec`]: everything but its spaces.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CartPoleVecState {
+    x: Vec<f64>,
+    x_dot: Vec<f64>,
+    theta: Vec<f64>,
+    theta_dot: Vec<f64>,
+    sin: Vec<f64>,
+    cos: Vec<f64>,
+    elapsed: Vec<u64>,
+    rngs: Vec<EnvRng>,
+    out: VecBuffers,
+}
+
 impl VectorEnv for CartPoleVec {
     type Action = usize;
+
+    fn save_state(&self) -> Result<crate::env::EnvState> {
+        crate::env::serde_state(&CartPoleVecState {
+            x: self.x.clone(),
+            x_dot: self.x_dot.clone(),
+            theta: self.theta.clone(),
+            theta_dot: self.theta_dot.clone(),
+            sin: self.sin.clone(),
+            cos: self.cos.clone(),
+            elapsed: self.elapsed.clone(),
+            rngs: self.rngs.clone(),
+            out: self.out.clone(),
+        })
+    }
+
+    fn load_state(&mut self, state: &crate::env::EnvState) -> Result<()> {
+        let s: CartPoleVecState = crate::env::from_serde_state(state)?;
+        let n = self.num_envs();
+        let lengths = [
+            s.x.len(),
+            s.x_dot.len(),
+            s.theta.len(),
+            s.theta_dot.len(),
+            s.sin.len(),
+            s.cos.len(),
+            s.elapsed.len(),
+            s.rngs.len(),
+            s.out.rewards.len(),
+            s.out.obs.len() / 4,
+        ];
+        if lengths.iter().any(|&len| len != n) {
+            return Err(EnvError::BadState(format!(
+                "the saved state is not one of {n} CartPole envs"
+            )));
+        }
+        let CartPoleVecState {
+            x,
+            x_dot,
+            theta,
+            theta_dot,
+            sin,
+            cos,
+            elapsed,
+            rngs,
+            out,
+        } = s;
+        (self.x, self.x_dot, self.theta, self.theta_dot) = (x, x_dot, theta, theta_dot);
+        (self.sin, self.cos, self.elapsed, self.rngs, self.out) = (sin, cos, elapsed, rngs, out);
+        Ok(())
+    }
 
     fn num_envs(&self) -> usize {
         self.x.len()

@@ -69,7 +69,7 @@ pub const GOAL_VELOCITY: f64 = 0.0;
 pub const POWER: f64 = 0.0015;
 
 /// The MountainCarContinuous environment (without its time limit; [`make`](crate::make) adds it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MountainCarContinuous {
     /// `[position, velocity]`; float32 values when `state_is_f32`.
     state: [f64; 2],
@@ -182,6 +182,8 @@ impl Inner {
 }
 
 impl Env for MountainCarContinuous {
+    crate::env::serde_env_state!();
+
     type Obs = [f32; 2];
     type Action = [f32; 1];
 

@@ -63,7 +63,7 @@ pub const FORCE: f64 = 0.001;
 pub const GRAVITY: f64 = 0.0025;
 
 /// The MountainCar environment (without its time limit; [`make`](crate::make) adds it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MountainCar {
     /// `[position, velocity]`.
     state: [f64; 2],
@@ -110,6 +110,8 @@ fn clip(x: f64, low: f64, high: f64) -> f64 {
 }
 
 impl Env for MountainCar {
+    crate::env::serde_env_state!();
+
     type Obs = [f32; 2];
     type Action = usize;
 

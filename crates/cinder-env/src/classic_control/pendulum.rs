@@ -67,7 +67,7 @@ pub const M: f64 = 1.0;
 pub const L: f64 = 1.0;
 
 /// The Pendulum environment (without its time limit; [`make`](crate::make) adds it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pendulum {
     /// `[theta, theta_dot]`.
     state: [f64; 2],
@@ -113,6 +113,8 @@ impl Pendulum {
 }
 
 impl Env for Pendulum {
+    crate::env::serde_env_state!();
+
     type Obs = [f32; 3];
     type Action = [f32; 1];
 

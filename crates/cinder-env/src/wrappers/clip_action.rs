@@ -54,6 +54,14 @@ impl<E: Env> Env for ClipAction<E> {
         self.env.reset(seed)
     }
 
+    fn save_state(&self) -> Result<crate::env::EnvState> {
+        self.env.save_state()
+    }
+
+    fn load_state(&mut self, state: &crate::env::EnvState) -> Result<()> {
+        self.env.load_state(state)
+    }
+
     fn step(&mut self, action: &E::Action) -> Result<Step<E::Obs>> {
         let mut values = match action.as_value() {
             ValueRef::Continuous(x) => x.to_vec(),

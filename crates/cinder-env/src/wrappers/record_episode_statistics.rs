@@ -1,6 +1,6 @@
 //! `RecordEpisodeStatistics`: reports each episode's return, length and time.
 
-use crate::env::{Env, EpisodeStatistics, Info, Step};
+use crate::env::{Env, EnvState, EpisodeStatistics, Info, Step, from_serde_state, state_field};
 use crate::error::Result;
 use crate::space::Space;
 use std::collections::VecDeque;
@@ -76,6 +76,35 @@ impl<E: Env> Env for RecordEpisodeStatistics<E> {
 
     fn action_space(&self) -> Space {
         self.env.action_space()
+    }
+
+    /// Saves the counters and queues; the episode's wall-clock start is not state (a restored
+    /// episode's time counts from the restore).
+    fn save_state(&self) -> Result<EnvState> {
+        Ok(serde_json::json!({
+            "episode_return": self.episode_return,
+            "episode_length": self.episode_length,
+            "return_queue": self.return_queue,
+            "length_queue": self.length_queue,
+            "episode_count": self.episode_count,
+            "env": self.env.save_state()?,
+        }))
+    }
+
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        let episode_return = from_serde_state(state_field(state, "episode_return")?)?;
+        let episode_length = from_serde_state(state_field(state, "episode_length")?)?;
+        let return_queue = from_serde_state(state_field(state, "return_queue")?)?;
+        let length_queue = from_serde_state(state_field(state, "length_queue")?)?;
+        let episode_count = from_serde_state(state_field(state, "episode_count")?)?;
+        self.env.load_state(state_field(state, "env")?)?;
+        self.episode_return = episode_return;
+        self.episode_length = episode_length;
+        self.return_queue = return_queue;
+        self.length_queue = length_queue;
+        self.episode_count = episode_count;
+        self.episode_start = Instant::now();
+        Ok(())
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<(E::Obs, Info)> {

@@ -1,6 +1,6 @@
 //! `TimeLimit`: truncates episodes after a number of steps.
 
-use crate::env::{Env, EpisodePhase, Info, Step};
+use crate::env::{Env, EnvState, EpisodePhase, Info, Step, from_serde_state, state_field};
 use crate::error::{EnvError, Result};
 use crate::space::Space;
 
@@ -63,6 +63,23 @@ impl<E: Env> Env for TimeLimit<E> {
 
     fn action_space(&self) -> Space {
         self.env.action_space()
+    }
+
+    fn save_state(&self) -> Result<EnvState> {
+        Ok(serde_json::json!({
+            "elapsed_steps": self.elapsed_steps,
+            "phase": crate::env::serde_state(&self.phase)?,
+            "env": self.env.save_state()?,
+        }))
+    }
+
+    fn load_state(&mut self, state: &EnvState) -> Result<()> {
+        let elapsed_steps = from_serde_state(state_field(state, "elapsed_steps")?)?;
+        let phase = from_serde_state(state_field(state, "phase")?)?;
+        self.env.load_state(state_field(state, "env")?)?;
+        self.elapsed_steps = elapsed_steps;
+        self.phase = phase;
+        Ok(())
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<(E::Obs, Info)> {

@@ -1,0 +1,422 @@
+//! Runs a user can keep: the run directory, the training loop around any [`Learner`] (progress,
+//! metrics, periodic checkpoints) and the end-of-run summary.
+//!
+//! A run directory holds
+//!
+//! - `config.json`: the algorithm's configuration, as given;
+//! - `metrics.jsonl`: one JSON object per update (losses, KL, clip fraction, explained variance,
+//!   gradient norm, learning rate, steps/s, the returns and lengths of the episodes that ended);
+//! - `checkpoint.ckpt`: the latest checkpoint (policy, optimiser, counters, random generators,
+//!   env states), replaced atomically every `checkpoint_every` updates and at the end;
+//! - `summary.json`: written at the end (env, algorithm, backend, seed, steps, wall time,
+//!   steps/s, final evaluation).
+//!
+//! Resuming reopens the directory, drops metric lines written after the checkpoint (by a run
+//! that died later), and continues from the checkpoint.
+
+use crate::error::{Result, RlError};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// File names inside a run directory.
+pub mod files {
+    /// The configuration.
+    pub const CONFIG: &str = "config.json";
+    /// Metrics, one JSON line per update.
+    pub const METRICS: &str = "metrics.jsonl";
+    /// The latest checkpoint.
+    pub const CHECKPOINT: &str = "checkpoint.ckpt";
+    /// The end-of-run summary.
+    pub const SUMMARY: &str = "summary.json";
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RlError + '_ {
+    move |source| RlError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What every algorithm's per-update metrics expose to the training loop.
+pub trait UpdateReport: Serialize {
+    /// 1-based update number.
+    fn iteration(&self) -> u64;
+    /// Env steps taken so far.
+    fn global_step(&self) -> u64;
+    /// Wall-clock seconds of training so far (across resumes).
+    fn wall_seconds(&self) -> f64;
+    /// Returns of the episodes that ended during this update's rollout.
+    fn episode_returns(&self) -> &[f64];
+}
+
+/// What the training loop needs from an earlier update's metric line (on resume).
+#[derive(Debug, Clone, Deserialize)]
+struct HistoryEntry {
+    global_step: u64,
+    #[serde(default)]
+    wall_seconds: f64,
+    #[serde(default)]
+    episode_returns: Vec<f64>,
+}
+
+/// An algorithm the training loop can drive: one `iterate` per update, checkpoints on demand.
+pub trait Learner {
+    /// What one update reports.
+    type Report: UpdateReport;
+    /// Runs one update (rollout and optimisation).
+    fn iterate(&mut self) -> Result<Self::Report>;
+    /// Updates done so far.
+    fn iteration(&self) -> u64;
+    /// Updates in the whole run.
+    fn num_iterations(&self) -> u64;
+    /// Env steps taken so far.
+    fn global_step(&self) -> u64;
+    /// Env steps the whole run takes.
+    fn total_steps(&self) -> u64;
+    /// Wall-clock seconds spent in `iterate`, including before a resume.
+    fn wall_seconds(&self) -> f64;
+    /// Writes a checkpoint that [resumes](crate::ppo::Ppo::resume) this learner exactly.
+    fn save_checkpoint(&self, path: &Path) -> Result<()>;
+}
+
+/// A run directory (see the [module docs](self)).
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    metrics: fs::File,
+    /// The updates before a resume, so that episode statistics span the whole run.
+    history: Vec<HistoryEntry>,
+}
+
+impl RunDir {
+    /// Creates a new run directory at `path` (and its parents) and writes `config`. Refuses a
+    /// directory that already holds a run, so that nothing is overwritten by mistake.
+    pub fn create(path: impl AsRef<Path>, config: &impl Serialize) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        fs::create_dir_all(&path).map_err(io_error(&path))?;
+        for existing in [files::CHECKPOINT, files::METRICS] {
+            if path.join(existing).exists() {
+                return Err(RlError::InvalidConfig(format!(
+                    "{} already holds a run ({existing} exists): resume it, or choose another directory",
+                    path.display()
+                )));
+            }
+        }
+        let config_json = serde_json::to_vec_pretty(config).map_err(|e| {
+            RlError::InvalidConfig(format!("the configuration does not serialise: {e}"))
+        })?;
+        crate::checkpoint::write_file_atomic(&path.join(files::CONFIG), &config_json)?;
+        let metrics_path = path.join(files::METRICS);
+        let metrics = fs::File::create(&metrics_path).map_err(io_error(&metrics_path))?;
+        Ok(Self {
+            path,
+            metrics,
+            history: Vec::new(),
+        })
+    }
+
+    /// Reopens a run directory to resume it after update `iteration` (the checkpoint's):
+    /// metric lines of later updates are dropped, new ones are appended.
+    pub fn reopen(path: impl AsRef<Path>, iteration: u64) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let metrics_path = path.join(files::METRICS);
+        let text = fs::read_to_string(&metrics_path).unwrap_or_default();
+        let mut kept = String::with_capacity(text.len());
+        let mut history = Vec::new();
+        for line in text.lines() {
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let keep = value
+                .get("iteration")
+                .and_then(|i| i.as_u64())
+                .is_some_and(|i| i <= iteration);
+            if keep {
+                if let Ok(entry) = HistoryEntry::deserialize(&value) {
+                    history.push(entry);
+                }
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        crate::checkpoint::write_file_atomic(&metrics_path, kept.as_bytes())?;
+        let metrics = fs::OpenOptions::new()
+            .append(true)
+            .open(&metrics_path)
+            .map_err(io_error(&metrics_path))?;
+        Ok(Self {
+            path,
+            metrics,
+            history,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the checkpoint goes.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.path.join(files::CHECKPOINT)
+    }
+
+    /// Reads `config.json` back.
+    pub fn read_config<C: serde::de::DeserializeOwned>(path: impl AsRef<Path>) -> Result<C> {
+        let file = path.as_ref().join(files::CONFIG);
+        let text = fs::read_to_string(&file).map_err(io_error(&file))?;
+        serde_json::from_str(&text).map_err(|e| {
+            RlError::InvalidConfig(format!(
+                "{} is not a valid configuration: {e}",
+                file.display()
+            ))
+        })
+    }
+
+    /// Appends one update's metrics as a JSON line.
+    pub fn append_metrics(&mut self, metrics: &impl Serialize) -> Result<()> {
+        let metrics_path = self.path.join(files::METRICS);
+        let mut line = serde_json::to_vec(metrics)
+            .map_err(|e| RlError::InvalidConfig(format!("metrics do not serialise: {e}")))?;
+        line.push(b'\n');
+        self.metrics
+            .write_all(&line)
+            .map_err(io_error(&metrics_path))
+    }
+
+    /// Writes `summary.json`.
+    pub fn write_summary(&self, summary: &RunSummary) -> Result<()> {
+        let json = serde_json::to_vec_pretty(summary)
+            .map_err(|e| RlError::InvalidConfig(format!("summary does not serialise: {e}")))?;
+        crate::checkpoint::write_file_atomic(&self.path.join(files::SUMMARY), &json)
+    }
+}
+
+/// Mean and (population) standard deviation of evaluation returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Episodes run.
+    pub episodes: usize,
+    /// Mean return.
+    pub mean_return: f64,
+    /// Standard deviation of the returns.
+    pub std_return: f64,
+    /// Every episode's return.
+    pub returns: Vec<f64>,
+}
+
+impl Evaluation {
+    /// Statistics of `returns`.
+    pub fn from_returns(returns: Vec<f64>) -> Self {
+        let n = returns.len().max(1) as f64;
+        let mean = returns.iter().sum::<f64>() / n;
+        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+        Self {
+            episodes: returns.len(),
+            mean_return: mean,
+            std_return: var.sqrt(),
+            returns,
+        }
+    }
+}
+
+/// `summary.json`: what a run did, in one place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The env id (for example `CartPole-v1`).
+    pub env: String,
+    /// The algorithm (for example `ppo`).
+    pub algorithm: String,
+    /// The Burn backend and device.
+    pub backend: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Env steps taken.
+    pub total_steps: u64,
+    /// Updates done.
+    pub updates: u64,
+    /// Wall-clock seconds of training (rollouts and updates, across resumes).
+    pub wall_seconds: f64,
+    /// `total_steps / wall_seconds`.
+    pub steps_per_second: f64,
+    /// Training episodes that ended.
+    pub train_episodes: u64,
+    /// Mean return of the last 20 training episodes.
+    pub train_mean_return_last_20: Option<f64>,
+    /// The first env step at which the mean of the last 20 training returns reached the env's
+    /// reward threshold (the criterion of `shared/peers/ppo_cleanrl.py`), if it did.
+    pub solved_at_step: Option<u64>,
+    /// Wall-clock seconds when it did.
+    pub solved_at_seconds: Option<f64>,
+    /// The greedy policy's evaluation at the end.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// How [`train`] runs.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Write a checkpoint every this many updates (and always at the end); 0: only at the end.
+    pub checkpoint_every: u64,
+    /// Show progress: a bar on a terminal, a line every 5% of the run otherwise.
+    pub progress: bool,
+    /// Mean of the last-20 training returns that counts as solved (recorded, not a stop).
+    pub solve_threshold: Option<f64>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 50,
+            progress: true,
+            solve_threshold: None,
+        }
+    }
+}
+
+/// What [`train`] saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainReport {
+    /// Training episodes that ended during this call.
+    pub episodes: u64,
+    /// The last 20 training returns.
+    pub last_returns: Vec<f64>,
+    /// See [`RunSummary::solved_at_step`].
+    pub solved_at_step: Option<u64>,
+    /// See [`RunSummary::solved_at_seconds`].
+    pub solved_at_seconds: Option<f64>,
+}
+
+impl TrainReport {
+    /// Mean of [`TrainReport::last_returns`].
+    pub fn mean_last_returns(&self) -> Option<f64> {
+        (!self.last_returns.is_empty())
+            .then(|| self.last_returns.iter().sum::<f64>() / self.last_returns.len() as f64)
+    }
+}
+
+/// Trains `learner` to the end of its budget: metrics to `run_dir` after every update, a
+/// checkpoint every `checkpoint_every` updates and at the end, progress on stderr. An error
+/// (a non-finite loss, an env failure) stops training at once, so the last checkpoint written
+/// is the last good state.
+pub fn train<L: Learner>(
+    learner: &mut L,
+    mut run_dir: Option<&mut RunDir>,
+    options: &TrainOptions,
+) -> Result<TrainReport> {
+    let progress = Progress::new(options.progress, learner);
+    let mut report = TrainReport::default();
+    let mut window: VecDeque<f64> = VecDeque::with_capacity(20);
+    let mut record = |returns: &[f64], step: u64, wall: f64, report: &mut TrainReport| {
+        for &r in returns {
+            if window.len() == 20 {
+                window.pop_front();
+            }
+            window.push_back(r);
+            report.episodes += 1;
+            let mean = window.iter().sum::<f64>() / window.len() as f64;
+            if let (None, Some(threshold)) = (report.solved_at_step, options.solve_threshold) {
+                if window.len() == 20 && mean >= threshold {
+                    report.solved_at_step = Some(step);
+                    report.solved_at_seconds = Some(wall);
+                }
+            }
+        }
+        (!window.is_empty()).then(|| window.iter().sum::<f64>() / window.len() as f64)
+    };
+    // A resumed run: the episodes before the checkpoint count too.
+    if let Some(dir) = run_dir.as_deref() {
+        for entry in &dir.history {
+            record(
+                &entry.episode_returns,
+                entry.global_step,
+                entry.wall_seconds,
+                &mut report,
+            );
+        }
+    }
+    let mut mean = None;
+    while learner.iteration() < learner.num_iterations() {
+        let metrics = learner.iterate()?;
+        mean = record(
+            metrics.episode_returns(),
+            metrics.global_step(),
+            metrics.wall_seconds(),
+            &mut report,
+        )
+        .or(mean);
+        if let Some(dir) = run_dir.as_deref_mut() {
+            dir.append_metrics(&metrics)?;
+            let it = metrics.iteration();
+            let last = it >= learner.num_iterations();
+            if last || (options.checkpoint_every > 0 && it % options.checkpoint_every == 0) {
+                learner.save_checkpoint(&dir.checkpoint_path())?;
+            }
+        }
+        progress.update(learner, mean);
+    }
+    progress.finish();
+    report.last_returns = window.into_iter().collect();
+    Ok(report)
+}
+
+/// A progress bar on a terminal; plain lines otherwise (logs, CI).
+struct Progress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    every: u64,
+}
+
+impl Progress {
+    fn new<L: Learner>(enabled: bool, learner: &L) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (enabled && terminal).then(|| {
+            let bar = ProgressBar::new(learner.total_steps());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30.cyan/blue}] {human_pos}/{human_len} steps  {per_sec}  {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_position(learner.global_step());
+            bar
+        });
+        Self {
+            bar,
+            lines: enabled && !terminal,
+            every: (learner.num_iterations() / 20).max(1),
+        }
+    }
+
+    fn update<L: Learner>(&self, learner: &L, mean_return: Option<f64>) {
+        let msg = match mean_return {
+            Some(m) => format!("return(last 20) {m:.1}"),
+            None => "no episode finished yet".into(),
+        };
+        if let Some(bar) = &self.bar {
+            bar.set_position(learner.global_step());
+            bar.set_message(msg);
+        } else if self.lines
+            && (learner.iteration() % self.every == 0
+                || learner.iteration() == learner.num_iterations())
+        {
+            eprintln!(
+                "update {}/{}  step {}  {:.0} steps/s  {msg}",
+                learner.iteration(),
+                learner.num_iterations(),
+                learner.global_step(),
+                learner.global_step() as f64 / learner.wall_seconds().max(1e-9),
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

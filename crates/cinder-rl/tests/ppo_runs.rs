@@ -1,0 +1,431 @@
+//! Runs a user can keep: run directories, checkpoints that reload and resume exactly, clear
+//! errors for corrupt or foreign checkpoints, and a NaN that leaves the last checkpoint intact.
+//! Also continuous actions and the adaptive KL penalty in the PPO loop.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use cinder_env::classic_control::CartPoleVec;
+use cinder_env::space::{BoxSpace, Space};
+use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
+use cinder_env::{Env, EnvState, Info, Step, make};
+use cinder_rl::RlError;
+use cinder_rl::policy::ActorCriticConfig;
+use cinder_rl::ppo::{
+    AdaptiveKlConfig, Ppo, PpoConfig, UpdateMetrics, load_policy, load_policy_into,
+};
+use cinder_rl::run::{Learner, RunDir, TrainOptions, files, train};
+use std::path::PathBuf;
+
+type AB = Autodiff<NdArray<f32>>;
+type B = NdArray<f32>;
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cinder-ppo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn small_config(seed: u64, iterations: u64) -> PpoConfig {
+    PpoConfig::new()
+        .with_seed(seed)
+        .with_num_envs(4)
+        .with_num_steps(64)
+        .with_total_timesteps(iterations * 256)
+}
+
+fn cartpole_ppo(config: PpoConfig) -> Ppo<AB, CartPoleVec> {
+    let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep).unwrap();
+    Ppo::new(config, envs, Default::default()).unwrap()
+}
+
+fn weights(ppo_model: &cinder_rl::policy::ActorCritic<B>) -> Vec<f32> {
+    ppo_model
+        .actor()
+        .layers()
+        .iter()
+        .chain(ppo_model.critic().layers())
+        .flat_map(|l| l.weight.val().into_data().to_vec::<f32>().unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_continues_exactly_as_the_uninterrupted_run() {
+    let config = small_config(5, 6);
+    let mut straight = cartpole_ppo(config.clone());
+    let expected: Vec<UpdateMetrics> = (0..6)
+        .map(|_| straight.iterate().unwrap().without_timings())
+        .collect();
+
+    let dir = tmp_dir("resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(files::CHECKPOINT);
+    let mut first = cartpole_ppo(config.clone());
+    for m in &expected[..3] {
+        assert_eq!(&first.iterate().unwrap().without_timings(), m);
+    }
+    first.save_checkpoint(&path).unwrap();
+    // Keep going after the checkpoint, then throw that away: the checkpoint must not share
+    // state with the live learner.
+    first.iterate().unwrap();
+    drop(first);
+
+    let envs = CartPoleVec::new(4, AutoresetMode::SameStep).unwrap();
+    let mut resumed = Ppo::<AB, _>::resume(&path, envs, Default::default()).unwrap();
+    assert_eq!(resumed.iteration(), 3);
+    assert_eq!(resumed.global_step(), 3 * 256);
+    let after: Vec<UpdateMetrics> = (0..3)
+        .map(|_| resumed.iterate().unwrap().without_timings())
+        .collect();
+    assert_eq!(after, expected[3..]);
+    assert!(resumed.finished());
+    assert_eq!(
+        weights(&resumed.model().valid()),
+        weights(&straight.model().valid())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_directory_holds_config_metrics_checkpoint_and_policy_reloads() {
+    let dir = tmp_dir("rundir");
+    let config = small_config(2, 4);
+    let mut run_dir = RunDir::create(&dir, &config).unwrap();
+    let mut ppo = cartpole_ppo(config.clone());
+    let options = TrainOptions {
+        checkpoint_every: 2,
+        progress: false,
+        solve_threshold: Some(475.0),
+    };
+    let report = train(&mut ppo, Some(&mut run_dir), &options).unwrap();
+    assert!(report.episodes > 0);
+    // A second run in the same directory is refused.
+    assert!(
+        matches!(RunDir::create(&dir, &config), Err(RlError::InvalidConfig(m)) if m.contains("already holds a run"))
+    );
+
+    let saved: PpoConfig = RunDir::read_config(&dir).unwrap();
+    assert_eq!(saved, config);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join(files::METRICS))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for (k, line) in lines.iter().enumerate() {
+        assert_eq!(line["iteration"], k as u64 + 1);
+        for key in [
+            "policy_loss",
+            "value_loss",
+            "entropy",
+            "approx_kl",
+            "clip_fraction",
+            "explained_variance",
+            "grad_norm",
+            "learning_rate",
+            "steps_per_second",
+        ] {
+            assert!(line[key].as_f64().unwrap().is_finite(), "{key} in {line}");
+        }
+    }
+
+    // The checkpoint's policy evaluates to the same returns as the live one.
+    let (model, policy_config) =
+        load_policy::<B>(dir.join(files::CHECKPOINT), &Default::default()).unwrap();
+    assert_eq!(&policy_config, ppo.policy_config());
+    let mut env = make("CartPole-v1").unwrap();
+    let live = ppo.evaluate(&mut env, 5, 77).unwrap();
+    let loaded =
+        cinder_rl::ppo::evaluate_greedy(&model, &mut env, 5, 77, &Default::default()).unwrap();
+    assert_eq!(live, loaded);
+
+    // Reopening for a resume after update 2 drops the later metric lines.
+    let reopened = RunDir::reopen(&dir, 2).unwrap();
+    drop(reopened);
+    let kept = std::fs::read_to_string(dir.join(files::METRICS)).unwrap();
+    assert_eq!(kept.lines().count(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn corrupt_and_foreign_checkpoints_give_clear_errors() {
+    let dir = tmp_dir("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(files::CHECKPOINT);
+    let mut ppo = cartpole_ppo(small_config(1, 2));
+    ppo.iterate().unwrap();
+    ppo.save_checkpoint(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    // Flipped bytes in the middle of the weights.
+    let mut bad = good.clone();
+    let mid = bad.len() - 2000;
+    bad[mid] ^= 0x5a;
+    let corrupt = dir.join("corrupt.ckpt");
+    std::fs::write(&corrupt, &bad).unwrap();
+    let envs = CartPoleVec::new(4, AutoresetMode::SameStep).unwrap();
+    let err = Ppo::<AB, _>::resume(&corrupt, envs, Default::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, RlError::Checkpoint { .. }), "{err}");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    let err = load_policy::<B>(&corrupt, &Default::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+
+    // Truncated.
+    std::fs::write(&corrupt, &good[..good.len() / 2]).unwrap();
+    let err = load_policy::<B>(&corrupt, &Default::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    // Another env: Acrobot has 6 observations and 3 actions.
+    let acrobot =
+        SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| make("Acrobot-v1").unwrap())
+            .unwrap();
+    let err = Ppo::<AB, _>::resume(&path, acrobot, Default::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, RlError::CheckpointMismatch { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("4 observations → 2 discrete actions"),
+        "{err}"
+    );
+
+    // Another architecture: a policy with 32 hidden units.
+    let small = ActorCriticConfig::new(4, 2)
+        .with_hidden(32)
+        .init::<B>(&Default::default())
+        .unwrap();
+    let err = load_policy_into(&path, small, &Default::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, RlError::CheckpointMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("shapes"), "{err}");
+    // A continuous policy's record has a log-std the checkpoint lacks.
+    let continuous = ActorCriticConfig::new(4, 2)
+        .with_continuous(true)
+        .init::<B>(&Default::default())
+        .unwrap();
+    assert!(load_policy_into(&path, continuous, &Default::default()).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One-step episodes: a one-hot state in 0..4, reward 1 for the matching action; from
+/// `nan_after` steps on the reward is NaN (a broken env). Saves its state, so runs resume.
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Identity {
+    state: usize,
+    rng: cinder_env::rng::EnvRng,
+    steps: u64,
+    nan_after: Option<u64>,
+}
+
+impl Env for Identity {
+    type Obs = Vec<f32>;
+    type Action = usize;
+    fn observation_space(&self) -> Space {
+        Space::Box(BoxSpace::uniform_bounds(0.0, 1.0, 4))
+    }
+    fn action_space(&self) -> Space {
+        Space::Discrete(cinder_env::Discrete::new(4))
+    }
+    fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<(Vec<f32>, Info)> {
+        self.state = self.rng.reset(seed).integers(4) as usize;
+        Ok((self.obs(), Info::default()))
+    }
+    fn step(&mut self, action: &usize) -> cinder_env::Result<Step<Vec<f32>>> {
+        self.steps += 1;
+        let reward = match self.nan_after {
+            Some(n) if self.steps > n => f64::NAN,
+            _ => f64::from(u8::from(*action == self.state)),
+        };
+        Ok(Step {
+            obs: self.obs(),
+            reward,
+            terminated: true,
+            truncated: false,
+            info: Info::default(),
+        })
+    }
+    fn save_state(&self) -> cinder_env::Result<EnvState> {
+        Ok(serde_json::to_value(self).unwrap())
+    }
+    fn load_state(&mut self, state: &EnvState) -> cinder_env::Result<()> {
+        *self = serde_json::from_value(state.clone()).unwrap();
+        Ok(())
+    }
+}
+
+impl Identity {
+    fn obs(&self) -> Vec<f32> {
+        let mut o = vec![0.0; 4];
+        o[self.state] = 1.0;
+        o
+    }
+}
+
+#[test]
+fn nan_stops_training_and_leaves_the_last_checkpoint_intact() {
+    let dir = tmp_dir("nan");
+    let config = PpoConfig::new()
+        .with_num_envs(2)
+        .with_num_steps(64)
+        .with_total_timesteps(10 * 128);
+    let mut run_dir = RunDir::create(&dir, &config).unwrap();
+    // Each sub-env steps 64 times per update: NaN rewards start in update 3.
+    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity {
+        nan_after: Some(128),
+        ..Identity::default()
+    })
+    .unwrap();
+    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+    let options = TrainOptions {
+        checkpoint_every: 1,
+        progress: false,
+        solve_threshold: None,
+    };
+    let err = train(&mut ppo, Some(&mut run_dir), &options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RlError::NonFinite {
+                iteration: 3,
+                quantity: "loss",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("update 3"), "{err}");
+    // The checkpoint is the one after update 2, and it resumes.
+    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity::default()).unwrap();
+    let resumed =
+        Ppo::<AB, _>::resume(dir.join(files::CHECKPOINT), envs, Default::default()).unwrap();
+    assert_eq!(resumed.iteration(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One-step episodes with a continuous action: the observation is a target in [-1, 1], the
+/// reward `−(a − target)²`.
+#[derive(Clone, Default)]
+struct Target {
+    target: f32,
+    rng: cinder_env::rng::EnvRng,
+}
+
+impl Env for Target {
+    type Obs = Vec<f32>;
+    type Action = Vec<f32>;
+    fn observation_space(&self) -> Space {
+        Space::Box(BoxSpace::uniform_bounds(-1.0, 1.0, 1))
+    }
+    fn action_space(&self) -> Space {
+        Space::Box(BoxSpace::uniform_bounds(-2.0, 2.0, 1))
+    }
+    fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<(Vec<f32>, Info)> {
+        self.target = self.rng.reset(seed).uniform(-1.0, 1.0) as f32;
+        Ok((vec![self.target], Info::default()))
+    }
+    fn step(&mut self, action: &Vec<f32>) -> cinder_env::Result<Step<Vec<f32>>> {
+        let err = f64::from(action[0] - self.target);
+        Ok(Step {
+            obs: vec![self.target],
+            reward: -err * err,
+            terminated: true,
+            truncated: false,
+            info: Info::default(),
+        })
+    }
+}
+
+#[test]
+fn continuous_actions_learn_a_target() {
+    let config = PpoConfig::new()
+        .with_num_envs(4)
+        .with_num_steps(128)
+        .with_total_timesteps(40 * 512)
+        .with_learning_rate(3e-3)
+        .with_ent_coef(0.0)
+        .with_init_log_std(-0.5);
+    let envs = SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| Target::default()).unwrap();
+    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+    let mut first_mean = None;
+    let mut last = None;
+    while !ppo.finished() {
+        let m = ppo.iterate().unwrap();
+        assert!(m.policy_loss.is_finite() && m.value_loss.is_finite());
+        let mean = m.episode_returns.iter().sum::<f64>() / m.episode_returns.len() as f64;
+        first_mean.get_or_insert(mean);
+        last = Some(m);
+    }
+    // The greedy (mean) action lands near the target.
+    let mut env = cinder_env::env::Erased::boxed(Target::default());
+    let returns = ppo.evaluate(&mut env, 50, 3).unwrap();
+    let greedy_mse = -returns.iter().sum::<f64>() / returns.len() as f64;
+    assert!(greedy_mse < 0.02, "greedy squared error {greedy_mse}");
+    // Sampling noise shrank: the entropy went down from its initial value.
+    let entropy = last.unwrap().entropy;
+    assert!(entropy < 0.5 + 0.918_938_5 - 0.5, "entropy {entropy}");
+    assert!(first_mean.unwrap() < -0.3);
+}
+
+#[test]
+fn adaptive_kl_coefficient_follows_the_rule() {
+    // A tiny target: every update overshoots it, so β doubles each time.
+    let config = small_config(1, 4).with_kl_penalty(Some(
+        AdaptiveKlConfig::new()
+            .with_initial_coef(0.5)
+            .with_target(1e-12),
+    ));
+    let mut ppo = cartpole_ppo(config);
+    let betas: Vec<f32> = (0..4)
+        .map(|_| ppo.iterate().unwrap().kl_coef.unwrap())
+        .collect();
+    assert_eq!(betas, [0.5, 1.0, 2.0, 4.0]);
+    assert_eq!(ppo.kl_coef(), Some(8.0));
+    // A huge target: β halves.
+    let config = small_config(1, 3).with_kl_penalty(Some(
+        AdaptiveKlConfig::new()
+            .with_initial_coef(1.0)
+            .with_target(1e3),
+    ));
+    let mut ppo = cartpole_ppo(config);
+    let betas: Vec<f32> = (0..3)
+        .map(|_| ppo.iterate().unwrap().kl_coef.unwrap())
+        .collect();
+    assert_eq!(betas, [1.0, 0.5, 0.25]);
+    // Bad penalty settings are refused.
+    let err = PpoConfig::new()
+        .with_kl_penalty(Some(AdaptiveKlConfig::new().with_target(0.0)))
+        .validate()
+        .unwrap_err();
+    assert!(err.to_string().contains("kl_penalty.target"), "{err}");
+}
+
+#[test]
+fn kl_penalty_without_clipping_still_learns_the_identity_env() {
+    let config = PpoConfig::new()
+        .with_total_timesteps(8_192)
+        .with_learning_rate(1e-3)
+        .with_num_envs(4)
+        .with_num_steps(64)
+        .with_clip_surrogate(false)
+        .with_kl_penalty(Some(AdaptiveKlConfig::new()));
+    let envs = SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| Identity::default()).unwrap();
+    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+    let mut clip_fractions = Vec::new();
+    while !ppo.finished() {
+        clip_fractions.push(ppo.iterate().unwrap().clip_fraction);
+    }
+    assert!(
+        clip_fractions.iter().all(|&c| c == 0.0),
+        "{clip_fractions:?}"
+    );
+    let mut env = cinder_env::env::Erased::boxed(Identity::default());
+    let returns = ppo.evaluate(&mut env, 40, 0).unwrap();
+    let accuracy = returns.iter().sum::<f64>() / returns.len() as f64;
+    assert!(accuracy >= 0.95, "identity accuracy {accuracy}");
+}
