@@ -41,9 +41,10 @@ struct Args {
     /// --total-steps and --num-envs are ignored).
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Backend: ndarray, wgpu or cuda, among those compiled in (default: the best one).
-    #[arg(long, default_value_t = BackendKind::best(), value_parser = |s: &str| s.parse::<BackendKind>())]
-    backend: BackendKind,
+    /// Backend: ndarray, wgpu or cuda, among those compiled in (default: the best one, or on
+    /// --resume the run's own).
+    #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
+    backend: Option<BackendKind>,
     /// Write a checkpoint every this many updates (and at the end).
     #[arg(long, default_value_t = 50)]
     checkpoint_every: u64,
@@ -53,14 +54,14 @@ struct Args {
 }
 
 /// The whole run, generic over the backend.
-struct Run(Args);
+struct Run(Args, BackendKind);
 
 impl BackendTask for Run {
     type Output = Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let args = self.0;
-        let backend = format!("{} ({})", args.backend, B::name(&device));
+        let Run(args, kind) = self;
+        let backend = format!("{kind} ({})", B::name(&device));
         let (mut ppo, mut run_dir) = match &args.resume {
             Some(dir) => {
                 let checkpoint = dir.join(cinder::rl::run::files::CHECKPOINT);
@@ -94,7 +95,7 @@ impl BackendTask for Run {
                     &serde_json::json!({
                         "env": ENV_ID,
                         "algorithm": "ppo",
-                        "backend": backend,
+                        "backend": kind.name(),
                         "ppo": config,
                     }),
                 )?;
@@ -152,6 +153,14 @@ impl BackendTask for Run {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let kind = args.backend;
-    dispatch(kind, Run(args))?
+    let kind = match (args.backend, &args.resume) {
+        (Some(kind), _) => kind,
+        // A resumed run stays on its backend unless told otherwise.
+        (None, Some(dir)) => RunDir::read_config::<serde_json::Value>(dir)?["backend"]
+            .as_str()
+            .context("config.json names no backend")?
+            .parse()?,
+        (None, None) => BackendKind::best(),
+    };
+    dispatch(kind, Run(args, kind))?
 }

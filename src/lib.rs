@@ -20,6 +20,23 @@
 //! assert_eq!(step.reward, 1.0);
 //! # Ok::<(), cinder::env::EnvError>(())
 //! ```
+//!
+//! Training PPO on CartPole with a run directory (config, metrics, checkpoints, summary):
+//!
+//! ```no_run
+//! use cinder::backend::NdArray;
+//! use cinder::env::{AutoresetMode, classic_control::CartPoleVec};
+//! use cinder::rl::ppo::{Ppo, PpoConfig};
+//! use cinder::rl::run::{RunDir, TrainOptions, train};
+//!
+//! let config = PpoConfig::new().with_seed(1).with_total_timesteps(100_000);
+//! let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
+//! let mut ppo = Ppo::<NdArray, _>::new(config.clone(), envs, Default::default())?;
+//! let mut run = RunDir::create("runs/mine", &config)?;
+//! let report = train(&mut ppo, Some(&mut run), &TrainOptions::default())?;
+//! println!("mean of the last 20 returns: {:?}", report.mean_last_returns());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub use cinder_env as env;
 pub use cinder_rl as rl;

@@ -5,7 +5,9 @@
 //! - [`envs`]: environment steps per second, single and vectorised (8, 64 and 4096 envs), random
 //!   actions, resets included, for our five classic-control envs, beside Gymnasium (measured in
 //!   the same run through `tools/bench_gymnasium.py` when `gymnasium` is importable) and
-//!   Operant (`operant-envs`, the fastest Rust env library we know of).
+//!   Operant (`operant-envs`, the fastest Rust env library we know of);
+//! - [`ppo`]: PPO on CartPole-v1 with CleanRL's hyperparameters, Cinder (ndarray) against
+//!   CleanRL's `ppo.py` in PyTorch, seed by seed in the same run.
 //!
 //! Timing lives here, never in tests. Each figure is the median of several repetitions, with
 //! wall-clock and process CPU time.
@@ -24,3 +26,4 @@
 
 pub mod envs;
 pub mod measure;
+pub mod ppo;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p cinder-bench -- envs --out assets/bench
+//! cargo run --release -p cinder-bench -- ppo --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -24,6 +25,79 @@ struct Cli {
 enum Commands {
     /// Env steps per second: Cinder vs Gymnasium (same run) vs Operant.
     Envs(EnvsArgs),
+    /// PPO on CartPole-v1: Cinder (ndarray) vs CleanRL's ppo.py in PyTorch, seed by seed.
+    Ppo(PpoArgs),
+}
+
+#[derive(Parser)]
+struct PpoArgs {
+    /// Seeds, one training run each per implementation.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    seeds: Vec<u64>,
+    /// Env steps per run.
+    #[arg(long, default_value_t = 500_000)]
+    total_steps: u64,
+    /// Python interpreter with torch and gymnasium 1.4 (`shared/peers/setup.sh` makes one).
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// CleanRL-style PPO script (omit or point to a missing file to skip the PyTorch side).
+    #[arg(long, default_value = "../shared/peers/ppo_cleanrl.py")]
+    cleanrl_script: PathBuf,
+    /// Directory for `ppo.json` and `ppo.md`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn run_ppo(args: PpoArgs) -> Result<()> {
+    use cinder_bench::ppo::{markdown_table, run_cinder, run_cleanrl};
+    let with_cleanrl = args.cleanrl_script.exists();
+    if !with_cleanrl {
+        eprintln!(
+            "{} not found: measuring Cinder only (pass --cleanrl-script)",
+            args.cleanrl_script.display()
+        );
+    }
+    let (mut cinder, mut cleanrl, mut torch) = (Vec::new(), Vec::new(), None);
+    for &seed in &args.seeds {
+        eprintln!("seed {seed}: Cinder ...");
+        let run = run_cinder(seed, args.total_steps)?;
+        eprintln!("  {:.1} s, solved at {:?}", run.wall_s, run.solved_step);
+        cinder.push(run);
+        if with_cleanrl {
+            eprintln!("seed {seed}: CleanRL ppo.py (PyTorch, 1 thread) ...");
+            let (run, version) =
+                run_cleanrl(&args.python, &args.cleanrl_script, seed, args.total_steps)?;
+            eprintln!("  {:.1} s, solved at {:?}", run.wall_s, run.solved_step);
+            cleanrl.push(run);
+            torch = Some(version);
+        }
+    }
+    let machine = machine_description();
+    let mut table = markdown_table(&cinder, &cleanrl);
+    table.push_str(&format!(
+        "\nMachine: {machine}. PPO on CartPole-v1 with CleanRL's hyperparameters (4 envs × 128 steps, \
+         {} steps). Cinder: ndarray backend, release build. CleanRL: `ppo.py` reproduced for \
+         Gymnasium 1.4 (`shared/peers/ppo_cleanrl.py`), PyTorch {} on the CPU with 1 thread. \
+         \"Steps to 475\": first step where the mean of the last 20 training returns reaches 475. \
+         CleanRL treats truncation as termination; Cinder bootstraps truncated episodes.\n",
+        args.total_steps,
+        torch.as_deref().unwrap_or("(not run)"),
+    ));
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+        let json = serde_json::json!({
+            "machine": machine,
+            "total_steps": args.total_steps,
+            "torch": torch,
+            "cinder": cinder,
+            "cleanrl": cleanrl,
+        });
+        std::fs::write(out.join("ppo.json"), serde_json::to_string_pretty(&json)?)?;
+        std::fs::write(out.join("ppo.md"), &table)?;
+        eprintln!("wrote {}/ppo.json and ppo.md", out.display());
+    }
+    Ok(())
 }
 
 #[derive(Parser)]
@@ -194,5 +268,6 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Commands::Envs(args) => run_envs(args),
+        Commands::Ppo(args) => run_ppo(args),
     }
 }

@@ -1,0 +1,246 @@
+//! PPO on CartPole-v1 with CleanRL's hyperparameters: Cinder on ndarray against CleanRL's
+//! `ppo.py` in PyTorch (`shared/peers/ppo_cleanrl.py`, one torch thread), seed by seed in the
+//! same run, so that both see the machine in the same state.
+//!
+//! For each seed: wall and CPU time of the whole budget, steps/s, the first step (and the time)
+//! at which the mean of the last 20 training returns reaches 475, and for Cinder where the time
+//! went (env stepping, rollout inference, update).
+
+use crate::measure::process_cpu_time;
+use anyhow::{Context, Result, bail};
+use burn::backend::{Autodiff, NdArray};
+use cinder_env::AutoresetMode;
+use cinder_env::classic_control::CartPoleVec;
+use cinder_rl::ppo::{Ppo, PpoConfig, Timings, UpdateMetrics};
+use cinder_rl::run::{Evaluation, Learner};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// Mean of the last 20 training returns that counts as solved (CartPole-v1's threshold).
+pub const SOLVE_THRESHOLD: f64 = 475.0;
+
+/// One training run's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PpoRun {
+    /// The seed.
+    pub seed: u64,
+    /// Env steps.
+    pub steps: u64,
+    /// Wall-clock seconds for the whole budget.
+    pub wall_s: f64,
+    /// Process CPU seconds for the whole budget.
+    pub cpu_s: f64,
+    /// First env step at which the mean of the last 20 returns reached 475.
+    pub solved_step: Option<u64>,
+    /// Wall-clock seconds at that point.
+    pub solved_wall_s: Option<f64>,
+    /// Seconds in env stepping, rollout inference and updates (Cinder only).
+    pub timings: Option<Timings>,
+    /// Greedy evaluation over 20 episodes at the end (Cinder only).
+    pub eval_mean: Option<f64>,
+}
+
+impl PpoRun {
+    /// Steps per wall-clock second.
+    pub fn steps_per_sec(&self) -> f64 {
+        self.steps as f64 / self.wall_s.max(1e-12)
+    }
+}
+
+/// Trains Cinder's PPO on CartPole-v1 (ndarray, CleanRL's defaults) for `total_steps`.
+pub fn run_cinder(seed: u64, total_steps: u64) -> Result<PpoRun> {
+    type B = Autodiff<NdArray<f32>>;
+    let config = PpoConfig::new()
+        .with_seed(seed)
+        .with_total_timesteps(total_steps);
+    let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
+    let cpu0 = process_cpu_time();
+    let start = Instant::now();
+    let mut ppo = Ppo::<B, _>::new(config, envs, Default::default())?;
+    let mut window = VecDeque::with_capacity(20);
+    let (mut solved_step, mut solved_wall_s) = (None, None);
+    let mut timings = Timings::default();
+    while !ppo.finished() {
+        let m: UpdateMetrics = ppo.iterate()?;
+        timings.env += m.timings.env;
+        timings.inference += m.timings.inference;
+        timings.update += m.timings.update;
+        for &r in &m.episode_returns {
+            if window.len() == 20 {
+                window.pop_front();
+            }
+            window.push_back(r);
+            if solved_step.is_none()
+                && window.len() == 20
+                && window.iter().sum::<f64>() / 20.0 >= SOLVE_THRESHOLD
+            {
+                solved_step = Some(m.global_step);
+                solved_wall_s = Some(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    let cpu_s = process_cpu_time() - cpu0;
+    let mut env = cinder_env::make("CartPole-v1")?;
+    let eval = Evaluation::from_returns(ppo.evaluate(&mut env, 20, 10_000)?);
+    Ok(PpoRun {
+        seed,
+        steps: ppo.global_step(),
+        wall_s,
+        cpu_s,
+        solved_step,
+        solved_wall_s,
+        timings: Some(timings),
+        eval_mean: Some(eval.mean_return),
+    })
+}
+
+#[derive(Deserialize)]
+struct CleanRlSolved {
+    global_step: u64,
+    wall_s: f64,
+}
+
+#[derive(Deserialize)]
+struct CleanRlResult {
+    total_timesteps: u64,
+    wall_s: f64,
+    cpu_s: f64,
+    solved: Option<CleanRlSolved>,
+    torch: String,
+}
+
+/// Runs `script` (`shared/peers/ppo_cleanrl.py`) with `python` for one seed, one torch thread.
+/// Returns the run and PyTorch's version.
+pub fn run_cleanrl(
+    python: &str,
+    script: &Path,
+    seed: u64,
+    total_steps: u64,
+) -> Result<(PpoRun, String)> {
+    let out =
+        std::env::temp_dir().join(format!("cinder-cleanrl-{seed}-{}.json", std::process::id()));
+    let status = Command::new(python)
+        .args(["-W", "ignore"])
+        .arg(script)
+        .args(["--seed", &seed.to_string(), "--threads", "1"])
+        .args(["--total-timesteps", &total_steps.to_string()])
+        .args(["--max-wall", "100000"])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    let text = std::fs::read_to_string(&out).context("reading the CleanRL result")?;
+    let _ = std::fs::remove_file(&out);
+    let r: CleanRlResult = serde_json::from_str(&text).context("parsing the CleanRL result")?;
+    Ok((
+        PpoRun {
+            seed,
+            steps: r.total_timesteps,
+            wall_s: r.wall_s,
+            cpu_s: r.cpu_s,
+            solved_step: r.solved.as_ref().map(|s| s.global_step),
+            solved_wall_s: r.solved.as_ref().map(|s| s.wall_s),
+            timings: None,
+            eval_mean: None,
+        },
+        r.torch,
+    ))
+}
+
+fn opt<T: std::fmt::Display>(x: Option<T>) -> String {
+    x.map_or_else(|| "not reached".into(), |v| v.to_string())
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// The markdown table: one row per seed and implementation, then the medians and ratios.
+pub fn markdown_table(cinder: &[PpoRun], cleanrl: &[PpoRun]) -> String {
+    let mut t = String::from(
+        "| seed | implementation | wall (s) | CPU (s) | steps/s | steps to 475 | time to 475 (s) | greedy eval |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut row = |name: &str, r: &PpoRun| {
+        t.push_str(&format!(
+            "| {} | {name} | {:.1} | {:.1} | {:.0} | {} | {} | {} |\n",
+            r.seed,
+            r.wall_s,
+            r.cpu_s,
+            r.steps_per_sec(),
+            opt(r.solved_step),
+            opt(r.solved_wall_s.map(|s| format!("{s:.1}"))),
+            opt(r.eval_mean.map(|m| format!("{m:.1}"))).replace("not reached", "–"),
+        ));
+    };
+    for (i, c) in cinder.iter().enumerate() {
+        row("Cinder (ndarray)", c);
+        if let Some(p) = cleanrl.get(i) {
+            row("CleanRL ppo.py (PyTorch, 1 thread)", p);
+        }
+    }
+    let wall = |rs: &[PpoRun]| median(rs.iter().map(|r| r.wall_s).collect());
+    let cpu = |rs: &[PpoRun]| median(rs.iter().map(|r| r.cpu_s).collect());
+    t.push_str(&format!(
+        "\nMedians: Cinder {:.1} s wall / {:.1} s CPU",
+        wall(cinder),
+        cpu(cinder)
+    ));
+    if !cleanrl.is_empty() {
+        t.push_str(&format!(
+            "; CleanRL {:.1} s wall / {:.1} s CPU; Cinder is **{:.1}×** faster in wall-clock time and {:.1}× in CPU time",
+            wall(cleanrl),
+            cpu(cleanrl),
+            wall(cleanrl) / wall(cinder),
+            cpu(cleanrl) / cpu(cinder),
+        ));
+    }
+    t.push_str(".\n");
+    let sum = |f: fn(&Timings) -> f64| {
+        cinder
+            .iter()
+            .filter_map(|r| r.timings.as_ref())
+            .map(f)
+            .sum::<f64>()
+    };
+    let (env, inference, update) = (sum(|t| t.env), sum(|t| t.inference), sum(|t| t.update));
+    let total = env + inference + update;
+    if total > 0.0 {
+        t.push_str(&format!(
+            "Where Cinder's time goes: update {:.0}%, rollout inference {:.0}%, env stepping {:.0}%.\n",
+            100.0 * update / total,
+            100.0 * inference / total,
+            100.0 * env / total
+        ));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tiny_run_gives_finite_figures_and_a_table() {
+        let run = run_cinder(1, 1024).unwrap();
+        assert_eq!(run.steps, 1024);
+        assert!(run.wall_s.is_finite() && run.cpu_s >= 0.0);
+        assert!(run.eval_mean.unwrap() > 0.0);
+        let table = markdown_table(std::slice::from_ref(&run), &[]);
+        assert!(table.contains("| 1 | Cinder (ndarray) |"), "{table}");
+        assert!(table.contains("Where Cinder's time goes"), "{table}");
+    }
+}
