@@ -220,7 +220,7 @@ pub fn markdown_table(cinder: &[PpoRun], cleanrl: &[PpoRun]) -> String {
     let total = env + inference + update;
     if total > 0.0 {
         t.push_str(&format!(
-            "Where Cinder's time goes: update {:.0}%, rollout inference {:.0}%, env stepping {:.0}%.\n",
+            "Where Cinder's time goes: update {:.0}%, rollout inference {:.0}%, env stepping {:.1}%.\n",
             100.0 * update / total,
             100.0 * inference / total,
             100.0 * env / total

@@ -143,6 +143,90 @@ pub fn explained_variance(predictions: &[f32], targets: &[f32]) -> f64 {
     1.0 - var_residual / var_y
 }
 
+/// How [`group_relative`] scales the centred rewards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GroupScale {
+    /// GRPO: divide by the group's sample standard deviation plus 1e-4.
+    Std,
+    /// Dr. GRPO: only subtract the group mean.
+    None,
+}
+
+/// GRPO's group-relative advantages: `rewards` holds consecutive groups of `group_size`
+/// candidates (one reward per candidate); each gets `(R_i − mean(R)) / (std(R) + 1e-4)` over its
+/// group, or `R_i − mean(R)` with [`GroupScale::None`] (Dr. GRPO).
+///
+/// This matches TRL's `GRPOTrainer`: the standard deviation is the sample one (Bessel's
+/// correction, PyTorch's `std`) and ε is 1e-4. A group whose rewards are all equal gets zero
+/// advantages (never NaN). Errors: `group_size < 2` (a group of one has no baseline and
+/// PyTorch's sample std of one value is NaN), or a length that is not a multiple of it.
+pub fn group_relative(
+    rewards: &[f64],
+    group_size: usize,
+    scale: GroupScale,
+) -> crate::Result<Vec<f64>> {
+    if group_size < 2 {
+        return Err(crate::RlError::InvalidConfig(format!(
+            "group_size ({group_size}) must be at least 2: a candidate needs others to be compared with"
+        )));
+    }
+    if rewards.len() % group_size != 0 {
+        return Err(crate::RlError::InvalidConfig(format!(
+            "{} rewards are not a whole number of groups of {group_size}",
+            rewards.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(rewards.len());
+    for group in rewards.chunks(group_size) {
+        let n = group.len() as f64;
+        let mean = group.iter().sum::<f64>() / n;
+        let std = (group.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        out.extend(group.iter().map(|r| match scale {
+            GroupScale::Std => (r - mean) / (std + 1e-4),
+            GroupScale::None => r - mean,
+        }));
+    }
+    Ok(out)
+}
+
+/// An exponential moving average of episode returns, REINFORCE's simplest baseline:
+/// `b ← b + α (mean(returns) − b)` after each batch, starting at the first batch's mean.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MovingAverageBaseline {
+    /// The smoothing factor α in (0, 1].
+    pub alpha: f64,
+    value: Option<f64>,
+}
+
+impl MovingAverageBaseline {
+    /// A baseline with smoothing factor `alpha`; errors unless `0 < alpha <= 1`.
+    pub fn new(alpha: f64) -> crate::Result<Self> {
+        if !(alpha > 0.0 && alpha <= 1.0) {
+            return Err(crate::RlError::InvalidConfig(format!(
+                "the moving-average baseline's alpha ({alpha}) must be in (0, 1]"
+            )));
+        }
+        Ok(Self { alpha, value: None })
+    }
+
+    /// The current baseline (0 before any update).
+    pub fn value(&self) -> f64 {
+        self.value.unwrap_or(0.0)
+    }
+
+    /// Folds in a batch of returns (an empty batch changes nothing).
+    pub fn update(&mut self, returns: &[f64]) {
+        if returns.is_empty() {
+            return;
+        }
+        let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+        self.value = Some(match self.value {
+            None => mean,
+            Some(b) => b + self.alpha * (mean - b),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +341,50 @@ mod tests {
         assert_eq!(explained_variance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), 1.0);
         assert!(explained_variance(&[0.0; 3], &[2.0; 3]).is_nan());
         assert!((explained_variance(&[2.0, 2.0, 2.0, 2.0], &[1.0, 2.0, 3.0, 2.0])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn group_relative_matches_trl() {
+        // Values computed with PyTorch as TRL does:
+        // r = tensor([1., 0., 0., 1., 3., 3., 3., 3.]).view(-1, 4)
+        // (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)
+        let r = [1.0, 0.0, 0.0, 1.0, 3.0, 3.0, 3.0, 3.0];
+        let a = group_relative(&r, 4, GroupScale::Std).unwrap();
+        let std = (1.0f64 / 3.0).sqrt(); // sample std of [1, 0, 0, 1]
+        let expected = 0.5 / (std + 1e-4);
+        for (got, want) in a[..4]
+            .iter()
+            .zip([expected, -expected, -expected, expected])
+        {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+        // An all-equal group: zero advantages, never NaN.
+        assert_eq!(&a[4..], &[0.0; 4]);
+        // Dr. GRPO: centred only.
+        let a = group_relative(&r, 4, GroupScale::None).unwrap();
+        assert_eq!(a, [0.5, -0.5, -0.5, 0.5, 0.0, 0.0, 0.0, 0.0]);
+        // Group sizes that cannot work are errors that say why.
+        let err = group_relative(&r, 1, GroupScale::Std)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 2"), "{err}");
+        let err = group_relative(&r, 3, GroupScale::Std)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whole number of groups"), "{err}");
+    }
+
+    #[test]
+    fn moving_average_baseline() {
+        assert!(MovingAverageBaseline::new(0.0).is_err());
+        assert!(MovingAverageBaseline::new(1.5).is_err());
+        let mut b = MovingAverageBaseline::new(0.5).unwrap();
+        assert_eq!(b.value(), 0.0);
+        b.update(&[10.0, 20.0]);
+        assert_eq!(b.value(), 15.0);
+        b.update(&[]);
+        assert_eq!(b.value(), 15.0);
+        b.update(&[25.0]);
+        assert_eq!(b.value(), 20.0);
     }
 }

@@ -111,6 +111,46 @@ pub fn kl_estimate<B: Backend>(
     }
 }
 
+/// How per-step losses of a batch of trajectories (or sequences) of different lengths become one
+/// number, as in TRL's GRPO trainer (`loss_type`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum LossAggregation {
+    /// "grpo": the mean over each trajectory's steps, then the mean over trajectories (short
+    /// trajectories weigh as much as long ones).
+    Grpo,
+    /// "bnpo": the sum over all steps of the batch divided by the number of steps (DAPO's
+    /// token-level mean).
+    Bnpo,
+    /// "dr_grpo": the sum over all steps divided by `trajectories × max_length`, a constant
+    /// (no length bias).
+    DrGrpo {
+        /// The length budget (TRL's `max_completion_length`; here the episode step limit).
+        max_length: usize,
+    },
+}
+
+/// Aggregates `per_step` losses `[trajectories, max_len]` over the valid steps given by `mask`
+/// (1 for a step, 0 for padding), `[1]`. Trajectories without a valid step count as zero loss
+/// rather than dividing by zero.
+pub fn aggregate<B: Backend>(
+    per_step: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    mode: LossAggregation,
+) -> Tensor<B, 1> {
+    let [trajectories, _] = per_step.dims();
+    let masked = per_step * mask.clone();
+    match mode {
+        LossAggregation::Grpo => {
+            let lengths = mask.sum_dim(1).clamp_min(1.0);
+            (masked.sum_dim(1) / lengths).mean().reshape([1])
+        }
+        LossAggregation::Bnpo => masked.sum().div(mask.sum().clamp_min(1.0)),
+        LossAggregation::DrGrpo { max_length } => masked
+            .sum()
+            .div_scalar((trajectories * max_length.max(1)) as f32),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +292,35 @@ mod tests {
             let mean = scalar(kl_estimate::<B>(t(&lp), t(&rf), est).mean());
             assert!((mean - exact).abs() < 0.01, "{est:?}: {mean} vs {exact}");
         }
+    }
+
+    #[test]
+    fn aggregations_on_a_ragged_batch() {
+        // Two trajectories: lengths 1 and 3, padded to 3.
+        let per_step = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![4.0f32, 99.0, 99.0, 1.0, 2.0, 3.0], [2, 3]),
+            &Default::default(),
+        );
+        let mask = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0], [2, 3]),
+            &Default::default(),
+        );
+        let value = |mode| {
+            aggregate(per_step.clone(), mask.clone(), mode)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()[0]
+        };
+        // grpo: mean(4/1, (1+2+3)/3) = 3; bnpo: (4+1+2+3)/4 = 2.5; dr_grpo: 10/(2·5) = 1.
+        assert_eq!(value(LossAggregation::Grpo), 3.0);
+        assert_eq!(value(LossAggregation::Bnpo), 2.5);
+        assert_eq!(value(LossAggregation::DrGrpo { max_length: 5 }), 1.0);
+        // An empty trajectory does not divide by zero.
+        let empty = Tensor::<B, 2>::zeros([2, 3], &Default::default());
+        let v = aggregate(per_step, empty, LossAggregation::Grpo)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()[0];
+        assert_eq!(v, 0.0);
     }
 }
