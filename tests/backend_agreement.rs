@@ -1,4 +1,4 @@
-//! The same PPO loss and gradients on every compiled backend: with identical weights (drawn on
+//! The same PPO and GRPO losses and gradients on every compiled backend: with identical weights (drawn on
 //! the host from the seed) and an identical minibatch, WGPU (and CUDA where it runs) must match
 //! ndarray within 1e-4. Runs when the `wgpu` feature is on (`cargo test --features wgpu`); on a
 //! machine without a GPU, Mesa's software Vulkan driver (lavapipe) runs it.
@@ -13,7 +13,14 @@ use cinder::env::AutoresetMode;
 use cinder::env::classic_control::CartPoleVec;
 use cinder::env::rng::NpRandom;
 use cinder::rl::advantages::normalize;
+use cinder::rl::advantages::{GroupScale, group_relative};
+use cinder::rl::grpo;
+use cinder::rl::losses::{KlEstimator, LossAggregation, ReferenceKl, Surrogate};
+use cinder::rl::policy::PolicyDistribution;
 use cinder::rl::policy::{Actions, ActorCritic, ActorCriticConfig};
+use cinder::rl::policy_gradient::{
+    AdvantageEstimator, PgBatch, PolicyGradient, ReferenceKlConfig, ReferenceOutputs, pg_loss,
+};
 use cinder::rl::ppo::{Minibatch, Ppo, PpoConfig, ppo_loss};
 
 const BATCH: usize = 128;
@@ -194,4 +201,143 @@ impl BackendTask for Smoke {
 #[test]
 fn ppo_trains_on_wgpu() {
     dispatch(BackendKind::Wgpu, Smoke).unwrap();
+}
+
+/// GRPO's loss terms and gradients on a ragged batch of 6 trajectories in 2 groups, against a
+/// reference policy with other weights, with the k3 estimator or the exact categorical KL.
+struct GrpoLossAndGrads {
+    kl: ReferenceKl,
+}
+
+impl BackendTask for GrpoLossAndGrads {
+    type Output = Vec<Vec<f32>>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Vec<Vec<f32>> {
+        let lengths = [5usize, 3, 7, 1, 4, 6];
+        let rewards = [5.0, 3.0, 7.0, 1.0, 4.0, 6.0];
+        let steps: usize = lengths.iter().sum();
+        let policy = ActorCriticConfig::new(4, 2);
+        let model: ActorCritic<B> = policy.clone().with_seed(42).init(&device).unwrap();
+        let reference: ActorCritic<B::InnerBackend> = policy.with_seed(43).init(&device).unwrap();
+        let mut rng = NpRandom::from_seed(9);
+        let mut normal = |n: usize, scale: f64| -> Vec<f32> {
+            (0..n)
+                .map(|_| (cinder::rl::distributions::standard_normal(&mut rng) * scale) as f32)
+                .collect()
+        };
+        let obs =
+            Tensor::<B, 2>::from_data(TensorData::new(normal(steps * 4, 1.0), [steps, 4]), &device);
+        let idx: Vec<i64> = (0..steps).map(|i| ((i * 7) % 3 % 2) as i64).collect();
+        let actions = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [steps]), &device);
+        let old_log_probs: Vec<f32> = normal(steps, 0.3).iter().map(|x| x - 0.7).collect();
+        let advantages: Vec<f32> = group_relative(&rewards, 3, GroupScale::Std)
+            .unwrap()
+            .iter()
+            .zip(&lengths)
+            .flat_map(|(&a, &len)| std::iter::repeat_n(a as f32, len))
+            .collect();
+        let aggregation = LossAggregation::Grpo;
+        let dist = reference.distribution(obs.clone().inner());
+        let reference_outputs = match (self.kl, dist) {
+            (ReferenceKl::ExactCategorical, PolicyDistribution::Categorical(c)) => {
+                ReferenceOutputs::Categorical(Tensor::from_inner(c.log_probs))
+            }
+            (_, PolicyDistribution::Categorical(c)) => {
+                ReferenceOutputs::LogProbs(Tensor::from_inner(c.log_prob(actions.clone().inner())))
+            }
+            _ => unreachable!("a categorical policy"),
+        };
+        let t1 = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [steps]), &device);
+        let config = grpo::config()
+            .with_advantage(AdvantageEstimator::GroupRelative {
+                group_size: 3,
+                scale: GroupScale::Std,
+            })
+            .with_surrogate(Surrogate::Clipped {
+                clip_low: 0.2,
+                clip_high: 0.28,
+            })
+            .with_kl_penalty(Some(
+                ReferenceKlConfig::new().with_coef(0.1).with_kl(self.kl),
+            ))
+            .with_aggregation(aggregation);
+        let terms = pg_loss(
+            &model,
+            PgBatch {
+                obs,
+                actions: Actions::Discrete(actions),
+                old_log_probs: t1(old_log_probs),
+                advantages: t1(advantages),
+                weights: t1(aggregation.weights(&lengths)),
+                returns: None,
+                reference: Some(reference_outputs),
+            },
+            &config,
+        )
+        .unwrap();
+        let mut out = vec![vec![
+            floats(terms.loss.clone())[0],
+            floats(terms.policy_loss)[0],
+            floats(terms.entropy)[0],
+            floats(terms.kl_to_reference.unwrap())[0],
+            floats(terms.approx_kl)[0],
+            floats(terms.clip_fraction)[0],
+        ]];
+        let grads = GradientsParams::from_grads(terms.loss.backward(), &model);
+        let mut visitor = Grads::<B> {
+            grads: &grads,
+            out: Vec::new(),
+            _b: Default::default(),
+        };
+        model.actor().visit(&mut visitor);
+        out.extend(visitor.out);
+        out
+    }
+}
+
+#[test]
+fn grpo_loss_and_gradients_agree_across_backends() {
+    for kl in [
+        ReferenceKl::Estimator(KlEstimator::K3),
+        ReferenceKl::ExactCategorical,
+    ] {
+        let reference = dispatch(BackendKind::NdArray, GrpoLossAndGrads { kl }).unwrap();
+        for kind in BackendKind::compiled() {
+            if kind == BackendKind::NdArray || kind == BackendKind::Cuda {
+                continue;
+            }
+            let other = dispatch(kind, GrpoLossAndGrads { kl }).unwrap();
+            assert_agree(&reference, &other, &format!("GRPO {kind}, {kl:?}"));
+        }
+    }
+}
+
+/// Two GRPO updates on WGPU: finite metrics, a measured KL to the reference.
+struct GrpoSmoke;
+
+impl BackendTask for GrpoSmoke {
+    type Output = ();
+    fn run<B: AutodiffBackend>(self, device: B::Device) {
+        let config = grpo::config()
+            .with_episodes_per_batch(4)
+            .with_advantage(AdvantageEstimator::GroupRelative {
+                group_size: 2,
+                scale: GroupScale::Std,
+            })
+            .with_total_timesteps(u64::MAX);
+        let envs = (0..4)
+            .map(|_| cinder::env::make("CartPole-v1").unwrap())
+            .collect();
+        let mut learner = PolicyGradient::<B, _>::new(config, envs, device).unwrap();
+        for _ in 0..2 {
+            let m = learner.iterate().unwrap();
+            assert!(m.policy_loss.is_finite() && m.grad_norm.is_finite());
+            assert!(m.kl_to_reference.unwrap().is_finite());
+        }
+    }
+}
+
+#[test]
+fn grpo_trains_on_wgpu() {
+    dispatch(BackendKind::Wgpu, GrpoSmoke).unwrap();
 }

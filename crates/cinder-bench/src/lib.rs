@@ -7,7 +7,9 @@
 //!   the same run through `tools/bench_gymnasium.py` when `gymnasium` is importable) and
 //!   Operant (`operant-envs`, the fastest Rust env library we know of);
 //! - [`ppo`]: PPO on CartPole-v1 with CleanRL's hyperparameters, Cinder (ndarray) against
-//!   CleanRL's `ppo.py` in PyTorch, seed by seed in the same run.
+//!   CleanRL's `ppo.py` in PyTorch, seed by seed in the same run;
+//! - [`methods`]: PPO, REINFORCE and GRPO side by side on CartPole-v1 (ndarray), steps and
+//!   time to solve over the same seeds.
 //!
 //! Timing lives here, never in tests. Each figure is the median of several repetitions, with
 //! wall-clock and process CPU time.
@@ -26,4 +28,5 @@
 
 pub mod envs;
 pub mod measure;
+pub mod methods;
 pub mod ppo;

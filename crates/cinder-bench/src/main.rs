@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p cinder-bench -- envs --out assets/bench
 //! cargo run --release -p cinder-bench -- ppo --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
+//! cargo run --release -p cinder-bench -- methods --out assets/bench
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -27,6 +28,67 @@ enum Commands {
     Envs(EnvsArgs),
     /// PPO on CartPole-v1: Cinder (ndarray) vs CleanRL's ppo.py in PyTorch, seed by seed.
     Ppo(PpoArgs),
+    /// PPO, REINFORCE and GRPO on CartPole-v1 (ndarray): steps and time to solve, seed by seed.
+    Methods(MethodsArgs),
+}
+
+#[derive(Parser)]
+struct MethodsArgs {
+    /// Seeds, one training run each per method.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    seeds: Vec<u64>,
+    /// Env steps per run.
+    #[arg(long, default_value_t = 500_000)]
+    total_steps: u64,
+    /// Directory for `methods.json` and `methods.md`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn run_methods(args: MethodsArgs) -> Result<()> {
+    use cinder_bench::methods::{Method, markdown_table, run_method};
+    let mut runs = Vec::new();
+    for &seed in &args.seeds {
+        for method in Method::ALL {
+            eprintln!("seed {seed}: {} ...", method.name());
+            let run = run_method(method, seed, args.total_steps)?;
+            eprintln!(
+                "  {:.1} s, solved at {:?}, greedy eval {:.1}",
+                run.wall_s, run.solved_step, run.eval_mean
+            );
+            runs.push(run);
+        }
+    }
+    let machine = machine_description();
+    let mut table = markdown_table(&runs);
+    table.push_str(&format!(
+        "\nMachine: {machine}. CartPole-v1, {} env steps per run, seeds {}, ndarray backend, \
+         release build. \"Steps to 475\": first step where the mean of the last 20 training \
+         returns reaches 475; times are training seconds to that point; greedy eval: mean return \
+         of the final policy's most likely actions over 20 episodes.\n",
+        args.total_steps,
+        args.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+        let json = serde_json::json!({
+            "machine": machine,
+            "total_steps": args.total_steps,
+            "runs": runs,
+        });
+        std::fs::write(
+            out.join("methods.json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        std::fs::write(out.join("methods.md"), &table)?;
+        eprintln!("wrote {}/methods.json and methods.md", out.display());
+    }
+    Ok(())
 }
 
 #[derive(Parser)]
@@ -269,5 +331,6 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Commands::Envs(args) => run_envs(args),
         Commands::Ppo(args) => run_ppo(args),
+        Commands::Methods(args) => run_methods(args),
     }
 }

@@ -11,10 +11,9 @@ use anyhow::{Context, Result, bail};
 use burn::backend::{Autodiff, NdArray};
 use cinder_env::AutoresetMode;
 use cinder_env::classic_control::CartPoleVec;
-use cinder_rl::ppo::{Ppo, PpoConfig, Timings, UpdateMetrics};
-use cinder_rl::run::{Evaluation, Learner};
+use cinder_rl::ppo::{Ppo, PpoConfig};
+use cinder_rl::run::{Evaluation, Learner, Timings, TrainOptions, train};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -60,28 +59,12 @@ pub fn run_cinder(seed: u64, total_steps: u64) -> Result<PpoRun> {
     let cpu0 = process_cpu_time();
     let start = Instant::now();
     let mut ppo = Ppo::<B, _>::new(config, envs, Default::default())?;
-    let mut window = VecDeque::with_capacity(20);
-    let (mut solved_step, mut solved_wall_s) = (None, None);
-    let mut timings = Timings::default();
-    while !ppo.finished() {
-        let m: UpdateMetrics = ppo.iterate()?;
-        timings.env += m.timings.env;
-        timings.inference += m.timings.inference;
-        timings.update += m.timings.update;
-        for &r in &m.episode_returns {
-            if window.len() == 20 {
-                window.pop_front();
-            }
-            window.push_back(r);
-            if solved_step.is_none()
-                && window.len() == 20
-                && window.iter().sum::<f64>() / 20.0 >= SOLVE_THRESHOLD
-            {
-                solved_step = Some(m.global_step);
-                solved_wall_s = Some(start.elapsed().as_secs_f64());
-            }
-        }
-    }
+    let options = TrainOptions {
+        checkpoint_every: 0,
+        progress: false,
+        solve_threshold: Some(SOLVE_THRESHOLD),
+    };
+    let report = train(&mut ppo, None, &options)?;
     let wall_s = start.elapsed().as_secs_f64();
     let cpu_s = process_cpu_time() - cpu0;
     let mut env = cinder_env::make("CartPole-v1")?;
@@ -91,9 +74,9 @@ pub fn run_cinder(seed: u64, total_steps: u64) -> Result<PpoRun> {
         steps: ppo.global_step(),
         wall_s,
         cpu_s,
-        solved_step,
-        solved_wall_s,
-        timings: Some(timings),
+        solved_step: report.solved_at_step,
+        solved_wall_s: report.solved_at_seconds,
+        timings: Some(report.timings),
         eval_mean: Some(eval.mean_return),
     })
 }

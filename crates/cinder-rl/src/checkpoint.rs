@@ -14,6 +14,7 @@
 //! crash mid-write leaves the last good checkpoint intact.
 
 use crate::error::{Result, RlError};
+use crate::policy::{ActorCritic, ActorCriticConfig};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Record, Recorder};
 use burn::tensor::Tensor;
@@ -270,6 +271,56 @@ pub fn parameter_ids<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamId> {
     let mut ids = Ids(Vec::new());
     module.visit(&mut ids);
     ids.0
+}
+
+/// The policy in a checkpoint's section `section` (`model`, or `reference` for a reference
+/// policy), built with the architecture `policy`.
+pub(crate) fn load_model<Bk: Backend>(
+    path: &Path,
+    checkpoint: &Checkpoint,
+    section: &str,
+    policy: &ActorCriticConfig,
+    device: &Bk::Device,
+) -> Result<ActorCritic<Bk>> {
+    let skeleton = policy.init::<Bk>(device)?;
+    let record =
+        record_from_bytes::<Bk, _>(path, section, checkpoint.section(path, section)?, device)?;
+    load_module_checked(path, skeleton, record)
+}
+
+/// Loads the policy of any Cinder training checkpoint (PPO, REINFORCE, GRPO...) on any backend,
+/// for evaluation or deployment, with the architecture recorded in it. Errors name what is
+/// wrong with the file.
+pub fn load_policy<Bk: Backend>(
+    path: impl AsRef<Path>,
+    device: &Bk::Device,
+) -> Result<(ActorCritic<Bk>, ActorCriticConfig)> {
+    let path = path.as_ref();
+    let checkpoint = Checkpoint::read(path)?;
+    let policy = checkpoint
+        .meta
+        .get("policy")
+        .ok_or_else(|| corrupt(path, "the header names no policy architecture"))
+        .and_then(|p| {
+            ActorCriticConfig::deserialize(p)
+                .map_err(|e| corrupt(path, format!("unreadable policy architecture: {e}")))
+        })?;
+    let model = load_model::<Bk>(path, &checkpoint, "model", &policy, device)?;
+    Ok((model, policy))
+}
+
+/// Loads a checkpoint's weights into an existing policy `model`, checking that the
+/// architectures agree (every parameter keeps its shape).
+pub fn load_policy_into<Bk: Backend>(
+    path: impl AsRef<Path>,
+    model: ActorCritic<Bk>,
+    device: &Bk::Device,
+) -> Result<ActorCritic<Bk>> {
+    let path = path.as_ref();
+    let checkpoint = Checkpoint::read(path)?;
+    let record =
+        record_from_bytes::<Bk, _>(path, "policy", checkpoint.section(path, "model")?, device)?;
+    load_module_checked(path, model, record)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use cinder_env::rng::NpRandom;
 
 /// `ln(2π) / 2`.
-const HALF_LN_2PI: f32 = 0.918_938_5;
+pub(crate) const HALF_LN_2PI: f32 = 0.918_938_5;
 
 /// A batch of categorical distributions over `n` actions.
 #[derive(Debug, Clone)]

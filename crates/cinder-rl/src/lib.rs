@@ -12,6 +12,9 @@
 //! - [`losses`]: vanilla and clipped surrogates (with PPO diagnostics), the clipped value loss
 //!   and the k1/k2/k3 KL estimators.
 //! - [`gradients`]: global gradient-norm clipping (PyTorch `clip_grad_norm_`);
+//! - [`policy_gradient`]: the policy-gradient family as one learner over batches of complete
+//!   episodes, configured by its pieces (advantage estimator, surrogate, KL penalty to a
+//!   reference policy, aggregation); [`reinforce`] and [`grpo`] are two configurations of it;
 //! - [`ppo`]: PPO's configuration (CleanRL's defaults, validated) and its training loop, for
 //!   discrete and continuous actions, with checkpoints that resume exactly;
 //! - [`run`]: run directories (config, metrics, checkpoints, summary), the training loop around
@@ -37,9 +40,13 @@ pub mod checkpoint;
 pub mod distributions;
 pub mod error;
 pub mod gradients;
+pub mod grpo;
 pub mod losses;
 pub mod policy;
+pub mod policy_gradient;
 pub mod ppo;
+pub mod reinforce;
 pub mod run;
+mod tensors;
 
 pub use error::{Result, RlError};

@@ -4,7 +4,8 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-/// The vanilla policy-gradient surrogate `−mean(log π(a|s) · Â)` (REINFORCE).
+/// The vanilla policy-gradient surrogate per sample, `−log π(a|s) · Â`, `[batch]`
+/// (REINFORCE; mean it, or [`aggregate`] it over trajectories).
 ///
 /// # Shapes
 /// - `log_probs`, `advantages`: `[batch]`
@@ -12,22 +13,104 @@ pub fn vanilla_surrogate<B: Backend>(
     log_probs: Tensor<B, 1>,
     advantages: Tensor<B, 1>,
 ) -> Tensor<B, 1> {
-    (log_probs * advantages).mean().neg()
+    (log_probs * advantages).neg()
 }
 
-/// The clipped surrogate and its diagnostics.
+/// Which surrogate a policy-gradient method minimises.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Surrogate {
+    /// `−log π · Â` (REINFORCE, [`vanilla_surrogate`]).
+    Vanilla,
+    /// `−min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â)` (PPO, GRPO, [`clipped_surrogate`]).
+    Clipped {
+        /// ε_low: the ratio is clipped below at `1 − clip_low`.
+        clip_low: f32,
+        /// ε_high: the ratio is clipped above at `1 + clip_high` (DAPO's "clip-higher" when
+        /// larger than `clip_low`).
+        clip_high: f32,
+    },
+}
+
+impl Surrogate {
+    /// Checks the clip ranges; the error says what to change.
+    pub fn validate(&self) -> crate::Result<()> {
+        if let Self::Clipped {
+            clip_low,
+            clip_high,
+        } = *self
+        {
+            if !(clip_low > 0.0 && clip_low < 1.0 && clip_high > 0.0 && clip_high.is_finite()) {
+                return Err(crate::RlError::InvalidConfig(format!(
+                    "the clipped surrogate needs 0 < clip_low < 1 and clip_high > 0 \
+                     (got {clip_low}, {clip_high})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The surrogate's terms for `log_probs` (differentiable) against the rollout's
+    /// `old_log_probs` (constants).
+    pub fn terms<B: Backend>(
+        &self,
+        log_probs: Tensor<B, 1>,
+        old_log_probs: Tensor<B, 1>,
+        advantages: Tensor<B, 1>,
+    ) -> SurrogateTerms<B> {
+        let log_ratio = log_probs.clone() - old_log_probs.detach();
+        let ratio = log_ratio.clone().exp();
+        // KL(π_old ‖ π_θ) ≈ mean((ρ − 1) − log ρ) on actions drawn from π_old (k3).
+        let kl = (ratio.clone().sub_scalar(1.0) - log_ratio).mean();
+        let (per_sample, clip_fraction) = match *self {
+            Self::Vanilla => {
+                let zero = Tensor::zeros([1], &advantages.device());
+                (vanilla_surrogate(log_probs, advantages), zero)
+            }
+            Self::Clipped {
+                clip_low,
+                clip_high,
+            } => {
+                let unclipped = ratio.clone() * advantages.clone();
+                let clipped = ratio.clone().clamp(1.0 - clip_low, 1.0 + clip_high) * advantages;
+                // −min(a, b) = max(−a, −b), as CleanRL writes it.
+                let per_sample = unclipped.neg().max_pair(clipped.neg());
+                let ratio = ratio.detach();
+                let outside = ratio
+                    .clone()
+                    .lower_elem(1.0 - clip_low)
+                    .bool_or(ratio.greater_elem(1.0 + clip_high));
+                (per_sample, outside.float().mean())
+            }
+        };
+        SurrogateTerms {
+            loss: per_sample.clone().mean(),
+            per_sample,
+            approx_kl: kl.clone().detach(),
+            kl,
+            clip_fraction,
+        }
+    }
+}
+
+/// A surrogate loss and its diagnostics.
 #[derive(Debug, Clone)]
-pub struct ClippedSurrogate<B: Backend> {
-    /// `−mean(min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â))`, `[1]`.
+pub struct SurrogateTerms<B: Backend> {
+    /// The loss of each sample, differentiable, `[batch]`.
+    pub per_sample: Tensor<B, 1>,
+    /// Its mean, `[1]`.
     pub loss: Tensor<B, 1>,
-    /// `mean((ρ − 1) − log ρ)`, an estimator of `KL(π_old ‖ π_θ)` (detached), `[1]`.
+    /// `mean((ρ − 1) − log ρ)`, an estimator of `KL(π_old ‖ π_θ)`, differentiable (PPO's
+    /// adaptive penalty adds it to the loss), `[1]`.
+    pub kl: Tensor<B, 1>,
+    /// The same, detached (a diagnostic), `[1]`.
     pub approx_kl: Tensor<B, 1>,
-    /// Fraction of samples with `ρ` outside `[1 − ε_low, 1 + ε_high]` (detached), `[1]`.
+    /// Fraction of samples with `ρ` outside `[1 − ε_low, 1 + ε_high]` (detached; 0 for the
+    /// vanilla surrogate), `[1]`.
     pub clip_fraction: Tensor<B, 1>,
 }
 
 /// PPO's clipped surrogate with separate lower and upper clip ranges (DAPO's "clip-higher" when
-/// `clip_high > clip_low`; PPO uses 0.2 for both).
+/// `clip_high > clip_low`; PPO uses 0.2 for both): [`Surrogate::Clipped`]'s terms.
 ///
 /// `ρ = exp(log π_θ − log π_old)` with `old_log_probs` treated as constants.
 ///
@@ -39,25 +122,12 @@ pub fn clipped_surrogate<B: Backend>(
     advantages: Tensor<B, 1>,
     clip_low: f32,
     clip_high: f32,
-) -> ClippedSurrogate<B> {
-    let log_ratio = log_probs - old_log_probs.detach();
-    let ratio = log_ratio.clone().exp();
-    let unclipped = ratio.clone() * advantages.clone();
-    let clipped = ratio.clone().clamp(1.0 - clip_low, 1.0 + clip_high) * advantages;
-    // −min(a, b) = max(−a, −b), as CleanRL writes it.
-    let loss = unclipped.neg().max_pair(clipped.neg()).mean();
-    let ratio_d = ratio.detach();
-    let approx_kl = (ratio_d.clone().sub_scalar(1.0) - log_ratio.detach()).mean();
-    let outside = ratio_d
-        .clone()
-        .lower_elem(1.0 - clip_low)
-        .bool_or(ratio_d.greater_elem(1.0 + clip_high));
-    let clip_fraction = outside.float().mean();
-    ClippedSurrogate {
-        loss,
-        approx_kl,
-        clip_fraction,
+) -> SurrogateTerms<B> {
+    Surrogate::Clipped {
+        clip_low,
+        clip_high,
     }
+    .terms(log_probs, old_log_probs, advantages)
 }
 
 /// The value loss `½ mean((V − R)²)`, or with `clip = Some(ε)` CleanRL's clipped version
@@ -86,7 +156,7 @@ pub fn value_loss<B: Backend>(
 /// Schulman's estimators of `KL(π_θ ‖ π_ref)` from samples of `π_θ`, with
 /// `x = log π_ref − log π_θ`: `k1 = −x` (unbiased, can be negative), `k2 = x²/2` (biased, low
 /// variance), `k3 = exp(x) − x − 1` (unbiased and ≥ 0; GRPO's default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KlEstimator {
     /// `−x`.
     K1,
@@ -111,6 +181,16 @@ pub fn kl_estimate<B: Backend>(
     }
 }
 
+/// How a KL penalty to a reference policy is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReferenceKl {
+    /// A sample estimator ([`kl_estimate`]) on the actions taken.
+    Estimator(KlEstimator),
+    /// The exact `KL(π_θ(·|s) ‖ π_ref(·|s))` summed over the actions of a categorical policy
+    /// ([`crate::distributions::Categorical::kl`]).
+    ExactCategorical,
+}
+
 /// How per-step losses of a batch of trajectories (or sequences) of different lengths become one
 /// number, as in TRL's GRPO trainer (`loss_type`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -127,6 +207,36 @@ pub enum LossAggregation {
         /// The length budget (TRL's `max_completion_length`; here the episode step limit).
         max_length: usize,
     },
+}
+
+impl LossAggregation {
+    /// The weight of each step when the steps of trajectories of `lengths` are laid end to end
+    /// (trajectory 0's steps, then trajectory 1's...): `Σ weight · loss` equals [`aggregate`]
+    /// on the padded batch, without the padding.
+    pub fn weights(&self, lengths: &[usize]) -> Vec<f32> {
+        let trajectories = lengths.len().max(1) as f64;
+        let steps = lengths.iter().sum::<usize>().max(1) as f64;
+        let mut weights = Vec::with_capacity(steps as usize);
+        for &len in lengths {
+            let w = match *self {
+                Self::Grpo => 1.0 / (len.max(1) as f64 * trajectories),
+                Self::Bnpo => 1.0 / steps,
+                Self::DrGrpo { max_length } => 1.0 / (trajectories * max_length.max(1) as f64),
+            };
+            weights.extend(std::iter::repeat_n(w as f32, len));
+        }
+        weights
+    }
+
+    /// Checks the configuration; the error says what to change.
+    pub fn validate(&self) -> crate::Result<()> {
+        match self {
+            Self::DrGrpo { max_length: 0 } => Err(crate::RlError::InvalidConfig(
+                "dr_grpo aggregation needs max_length >= 1 (the episode step limit)".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Aggregates `per_step` losses `[trajectories, max_len]` over the valid steps given by `mask`
@@ -224,8 +334,9 @@ mod tests {
 
     #[test]
     fn vanilla_and_value_losses() {
-        let loss = vanilla_surrogate::<B>(t(&[-1.0, -2.0]), t(&[1.0, -0.5]));
-        assert!((scalar(loss) - (-(-1.0 + 1.0) / 2.0)).abs() < 1e-6);
+        let per_sample = vanilla_surrogate::<B>(t(&[-1.0, -2.0]), t(&[1.0, -0.5]));
+        let per_sample: Vec<f32> = per_sample.into_data().to_vec().unwrap();
+        assert_eq!(per_sample, [1.0, -1.0]);
         let values = t::<B>(&[1.0, 3.0]);
         let old = t::<B>(&[0.5, 0.5]);
         let returns = t::<B>(&[0.0, 0.0]);
@@ -315,6 +426,21 @@ mod tests {
         assert_eq!(value(LossAggregation::Grpo), 3.0);
         assert_eq!(value(LossAggregation::Bnpo), 2.5);
         assert_eq!(value(LossAggregation::DrGrpo { max_length: 5 }), 1.0);
+        // The same through per-step weights on the unpadded steps [4, 1, 2, 3].
+        let steps = [4.0f32, 1.0, 2.0, 3.0];
+        for mode in [
+            LossAggregation::Grpo,
+            LossAggregation::Bnpo,
+            LossAggregation::DrGrpo { max_length: 5 },
+        ] {
+            let weighted: f32 = mode
+                .weights(&[1, 3])
+                .iter()
+                .zip(&steps)
+                .map(|(w, l)| w * l)
+                .sum();
+            assert!((weighted - value(mode)).abs() < 1e-6, "{mode:?}");
+        }
         // An empty trajectory does not divide by zero.
         let empty = Tensor::<B, 2>::zeros([2, 3], &Default::default());
         let v = aggregate(per_step, empty, LossAggregation::Grpo)

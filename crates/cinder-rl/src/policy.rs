@@ -2,14 +2,17 @@
 //! critic, initialised as in CleanRL's `ppo.py` (orthogonal weights with gain √2 on hidden
 //! layers, 0.01 on the policy head, 1.0 on the value head; zero biases; tanh activations).
 
-use crate::distributions::{Categorical, DiagGaussian, standard_normal};
+use crate::distributions::{
+    Categorical, DiagGaussian, HALF_LN_2PI, sample_categorical, standard_normal,
+};
 use crate::error::{Result, RlError};
+use crate::tensors::{read, tensor2};
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use cinder_env::Space;
 use cinder_env::rng::NpRandom;
+use cinder_env::{Space, Value};
 
 /// The shape and initialisation of an [`ActorCritic`].
 #[derive(Config, Debug, PartialEq)]
@@ -240,6 +243,68 @@ impl<B: Backend> PolicyDistribution<B> {
             Self::Gaussian(d) => d.entropy(),
         }
     }
+
+    /// Draws one action per row on the host with `rng` (one read of the distribution's
+    /// parameters): inverse CDF for a categorical, `mean + exp(log_std) · z` for a Gaussian.
+    pub fn sample(self, rng: &mut NpRandom) -> SampledActions {
+        match self {
+            Self::Categorical(c) => {
+                let [rows, k] = c.log_probs.dims();
+                let all = read(c.log_probs);
+                let mut sampled = SampledActions::with_capacity(rows, 1);
+                for row in all.chunks(k) {
+                    let probs: Vec<f32> = row.iter().map(|l| l.exp()).collect();
+                    let a = sample_categorical(&probs, rng);
+                    sampled.flat.push(a as f32);
+                    sampled.log_probs.push(row[a]);
+                    sampled.actions.push(Value::Discrete(a));
+                }
+                sampled
+            }
+            Self::Gaussian(g) => {
+                let [rows, w] = g.mean.dims();
+                let mean = read(g.mean);
+                let log_std = read(g.log_std);
+                let mut sampled = SampledActions::with_capacity(rows, w);
+                for (mean, log_std) in mean.chunks(w).zip(log_std.chunks(w)) {
+                    let mut log_prob = 0.0f32;
+                    let start = sampled.flat.len();
+                    for (&mu, &ls) in mean.iter().zip(log_std) {
+                        let z = standard_normal(rng) as f32;
+                        sampled.flat.push(mu + ls.exp() * z);
+                        log_prob += -0.5 * z * z - ls - HALF_LN_2PI;
+                    }
+                    sampled.log_probs.push(log_prob);
+                    sampled
+                        .actions
+                        .push(Value::Continuous(sampled.flat[start..].to_vec()));
+                }
+                sampled
+            }
+        }
+    }
+}
+
+/// Actions drawn by [`PolicyDistribution::sample`], one per row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampledActions {
+    /// The actions, for the envs.
+    pub actions: Vec<Value>,
+    /// The actions as rows of floats, `[rows, width]` (width 1: the index, for discrete ones),
+    /// for rollout storage.
+    pub flat: Vec<f32>,
+    /// `log π(a|s)` of each, `[rows]`.
+    pub log_probs: Vec<f32>,
+}
+
+impl SampledActions {
+    fn with_capacity(rows: usize, width: usize) -> Self {
+        Self {
+            actions: Vec::with_capacity(rows),
+            flat: Vec::with_capacity(rows * width),
+            log_probs: Vec::with_capacity(rows),
+        }
+    }
 }
 
 /// An actor and a critic that share nothing but their input (CleanRL's `Agent`).
@@ -287,6 +352,48 @@ impl<B: Backend> ActorCritic<B> {
     pub fn critic(&self) -> &Mlp<B> {
         &self.critic
     }
+}
+
+/// Runs `episodes` episodes of the greedy (most likely action) policy on `env`, seeding episode
+/// `k` with `seed + k`, and returns their undiscounted returns.
+pub fn evaluate_greedy<
+    Bk: Backend,
+    E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value>,
+>(
+    model: &ActorCritic<Bk>,
+    env: &mut E,
+    episodes: usize,
+    seed: u64,
+    device: &Bk::Device,
+) -> Result<Vec<f64>> {
+    let mut returns = Vec::with_capacity(episodes);
+    for k in 0..episodes {
+        let (mut obs, _) = env.reset(Some(seed + k as u64))?;
+        let mut total = 0.0;
+        loop {
+            let d = obs.len();
+            let action = match model.distribution(tensor2::<Bk>(obs.clone(), 1, d, device)) {
+                PolicyDistribution::Categorical(c) => {
+                    let mode: Vec<i64> = c
+                        .mode()
+                        .into_data()
+                        .convert::<i64>()
+                        .to_vec()
+                        .expect("int tensor");
+                    cinder_env::Value::Discrete(mode[0] as usize)
+                }
+                PolicyDistribution::Gaussian(g) => cinder_env::Value::Continuous(read(g.mode())),
+            };
+            let step = env.step(&action)?;
+            total += step.reward;
+            obs = step.obs;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+        returns.push(total);
+    }
+    Ok(returns)
 }
 
 #[cfg(test)]

@@ -16,19 +16,19 @@
 //! epochs × minibatches → metrics.
 
 use crate::advantages::{bootstrap_values, explained_variance, gae, normalize};
-use crate::checkpoint::{Checkpoint, load_module_checked, record_from_bytes, record_to_bytes};
-use crate::distributions::{sample_categorical, standard_normal};
+use crate::checkpoint::{Checkpoint, load_model, record_from_bytes, record_to_bytes};
 use crate::error::{Result, RlError};
 use crate::gradients::{clip_grad_norm, parameter_norm};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
-use crate::run::{Learner, UpdateReport};
+use crate::run::{Learner, Timings, UpdateReport};
+use crate::tensors::{indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
 use cinder_env::rng::NpRandom;
 use cinder_env::vector::VectorEnv;
 use cinder_env::{SpaceValue, Value};
@@ -255,17 +255,6 @@ pub struct UpdateMetrics {
     pub episode_lengths: Vec<u64>,
 }
 
-/// Seconds spent in each phase of one iteration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timings {
-    /// Stepping the envs.
-    pub env: f64,
-    /// Rollout inference (policy and values on the inner backend, sampling).
-    pub inference: f64,
-    /// Advantages, then the epochs of minibatch updates.
-    pub update: f64,
-}
-
 impl UpdateMetrics {
     /// The metrics with their wall-clock fields (steps/s, timings, wall seconds) zeroed: what
     /// must be equal between two runs with the same seed.
@@ -290,48 +279,9 @@ impl UpdateReport for UpdateMetrics {
     fn episode_returns(&self) -> &[f64] {
         &self.episode_returns
     }
-}
-
-/// Runs `episodes` episodes of the greedy (most likely action) policy on `env`, seeding episode
-/// `k` with `seed + k`, and returns their undiscounted returns.
-pub fn evaluate_greedy<
-    Bk: Backend,
-    E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value>,
->(
-    model: &ActorCritic<Bk>,
-    env: &mut E,
-    episodes: usize,
-    seed: u64,
-    device: &Bk::Device,
-) -> Result<Vec<f64>> {
-    let mut returns = Vec::with_capacity(episodes);
-    for k in 0..episodes {
-        let (mut obs, _) = env.reset(Some(seed + k as u64))?;
-        let mut total = 0.0;
-        loop {
-            let d = obs.len();
-            let action = match model.distribution(tensor2::<Bk>(obs.clone(), 1, d, device)) {
-                PolicyDistribution::Categorical(c) => {
-                    let mode: Vec<i64> = c
-                        .mode()
-                        .into_data()
-                        .convert::<i64>()
-                        .to_vec()
-                        .expect("int tensor");
-                    cinder_env::Value::Discrete(mode[0] as usize)
-                }
-                PolicyDistribution::Gaussian(g) => cinder_env::Value::Continuous(read(g.mode())),
-            };
-            let step = env.step(&action)?;
-            total += step.reward;
-            obs = step.obs;
-            if step.terminated || step.truncated {
-                break;
-            }
-        }
-        returns.push(total);
+    fn timings(&self) -> Timings {
+        self.timings
     }
-    Ok(returns)
 }
 
 /// One minibatch of rollout data on the training device: what [`ppo_loss`] needs.
@@ -391,13 +341,7 @@ pub fn ppo_loss<B: Backend>(
         f32::INFINITY
     };
     let (new_log_probs, entropy, new_values) = model.evaluate_actions(obs, actions)?;
-    let surrogate = clipped_surrogate(
-        new_log_probs.clone(),
-        old_log_probs.clone(),
-        advantages,
-        clip,
-        clip,
-    );
+    let surrogate = clipped_surrogate(new_log_probs, old_log_probs, advantages, clip, clip);
     let v_loss = value_loss(
         new_values,
         old_values,
@@ -409,9 +353,7 @@ pub fn ppo_loss<B: Backend>(
         + v_loss.clone().mul_scalar(config.vf_coef);
     if let Some(beta) = kl_coef {
         // KL(π_old ‖ π_θ) ≈ mean((ρ − 1) − log ρ) on actions drawn from π_old.
-        let log_ratio = new_log_probs - old_log_probs.detach();
-        let kl = (log_ratio.clone().exp().sub_scalar(1.0) - log_ratio).mean();
-        loss = loss + kl.mul_scalar(beta);
+        loss = loss + surrogate.kl.mul_scalar(beta);
     }
     Ok(PpoLoss {
         loss,
@@ -465,28 +407,6 @@ pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
     obs_dim: usize,
     /// Floats per action in rollout storage: 1 (an index) or the action dimension.
     action_width: usize,
-}
-
-/// Row-major `[rows, cols]` host data as a tensor.
-fn tensor2<Bk: Backend>(
-    data: Vec<f32>,
-    rows: usize,
-    cols: usize,
-    device: &Bk::Device,
-) -> Tensor<Bk, 2> {
-    Tensor::from_data(TensorData::new(data, [rows, cols]), device)
-}
-
-fn tensor1<Bk: Backend>(data: Vec<f32>, device: &Bk::Device) -> Tensor<Bk, 1> {
-    let n = data.len();
-    Tensor::from_data(TensorData::new(data, [n]), device)
-}
-
-fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("float tensor")
 }
 
 /// The policy config PPO builds for `envs`.
@@ -615,11 +535,11 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             .ok_or_else(|| RlError::CheckpointMismatch {
                 path: path.to_path_buf(),
                 reason: "it holds no env state (the env cannot save its state), so the run cannot \
-                     continue exactly; load the policy with ppo::load_policy instead"
+                     continue exactly; load the policy with checkpoint::load_policy instead"
                     .into(),
             })?;
         envs.load_state(env_state)?;
-        let model = load_model::<B>(path, &checkpoint, &meta.policy, &device)?;
+        let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
         let optimizer_record = record_from_bytes::<B, _>(
             path,
             "optimizer state",
@@ -666,14 +586,15 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         self.state.kl_coef
     }
 
-    /// Greedy evaluation of the current policy (see [`evaluate_greedy`]), on the inner backend.
+    /// Greedy evaluation of the current policy (see [`crate::policy::evaluate_greedy`]), on the
+    /// inner backend.
     pub fn evaluate(
         &self,
         env: &mut cinder_env::DynEnv,
         episodes: usize,
         seed: u64,
     ) -> Result<Vec<f64>> {
-        evaluate_greedy(&self.model.valid(), env, episodes, seed, &self.device)
+        crate::policy::evaluate_greedy(&self.model.valid(), env, episodes, seed, &self.device)
     }
 
     /// Samples one action per env from the rollout policy's distribution, on the host with the
@@ -681,50 +602,21 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     fn sample(
         &mut self,
         dist: PolicyDistribution<B::InnerBackend>,
-        n: usize,
     ) -> Result<SampledActions<V::Action>> {
-        let w = self.action_width;
-        let mut flat = vec![0f32; n * w];
-        let mut log_probs = vec![0f32; n];
-        let mut env_actions = Vec::with_capacity(n);
-        let unsupported = || {
-            RlError::UnsupportedSpace(format!(
-                "the vector env's action type ({}) does not take the policy's actions",
-                std::any::type_name::<V::Action>()
-            ))
-        };
-        match dist {
-            PolicyDistribution::Categorical(c) => {
-                let all = read(c.log_probs);
-                let k = all.len() / n;
-                for e in 0..n {
-                    let row = &all[e * k..(e + 1) * k];
-                    let probs: Vec<f32> = row.iter().map(|l| l.exp()).collect();
-                    let a = sample_categorical(&probs, &mut self.state.rng);
-                    flat[e] = a as f32;
-                    log_probs[e] = row[a];
-                    env_actions
-                        .push(V::Action::from_value(Value::Discrete(a)).ok_or_else(unsupported)?);
-                }
-            }
-            PolicyDistribution::Gaussian(g) => {
-                let mean = read(g.mean);
-                let log_std = read(g.log_std);
-                for e in 0..n {
-                    let mut lp = 0.0f32;
-                    for j in 0..w {
-                        let i = e * w + j;
-                        let z = standard_normal(&mut self.state.rng) as f32;
-                        flat[i] = mean[i] + log_std[i].exp() * z;
-                        lp += -0.5 * z * z - log_std[i] - 0.918_938_5;
-                    }
-                    log_probs[e] = lp;
-                    let action = Value::Continuous(flat[e * w..(e + 1) * w].to_vec());
-                    env_actions.push(V::Action::from_value(action).ok_or_else(unsupported)?);
-                }
-            }
-        }
-        Ok((env_actions, flat, log_probs))
+        let sampled = dist.sample(&mut self.state.rng);
+        let env_actions = sampled
+            .actions
+            .into_iter()
+            .map(|a| {
+                V::Action::from_value(a).ok_or_else(|| {
+                    RlError::UnsupportedSpace(format!(
+                        "the vector env's action type ({}) does not take the policy's actions",
+                        std::any::type_name::<V::Action>()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((env_actions, sampled.flat, sampled.log_probs))
     }
 
     /// Runs one iteration: a rollout of `num_steps` steps in every env, then the update.
@@ -761,7 +653,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 tensor2::<B::InnerBackend>(self.state.next_obs.clone(), n, d, &inner_device);
             obs.extend_from_slice(&self.state.next_obs);
             let dist = policy.distribution(obs_t.clone());
-            let (env_actions, flat, step_log_probs) = self.sample(dist, n)?;
+            let (env_actions, flat, step_log_probs) = self.sample(dist)?;
             let v = read(policy.value(obs_t));
             actions[t * n * w..(t + 1) * n * w].copy_from_slice(&flat);
             log_probs[t * n..(t + 1) * n].copy_from_slice(&step_log_probs);
@@ -878,11 +770,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 let mb_actions = if self.policy_config.continuous {
                     Actions::Continuous(tensor2::<B>(gather_rows(&actions, w), mb.len(), w, &dev))
                 } else {
-                    let idx: Vec<i64> = mb.iter().map(|&i| actions[i] as i64).collect();
-                    Actions::Discrete(Tensor::<B, 1, Int>::from_data(
-                        TensorData::new(idx, [mb.len()]),
-                        &dev,
-                    ))
+                    Actions::Discrete(indices1::<B>(&gather(&actions), &dev))
                 };
                 let terms = ppo_loss(
                     &self.model,
@@ -1006,8 +894,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
         self.state.iteration
     }
 
-    fn num_iterations(&self) -> u64 {
-        self.config.num_iterations()
+    fn finished(&self) -> bool {
+        Ppo::finished(self)
     }
 
     fn global_step(&self) -> u64 {
@@ -1064,41 +952,8 @@ fn ppo_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PpoCheckpointMeta> {
     })
 }
 
-fn load_model<Bk: Backend>(
-    path: &Path,
-    checkpoint: &Checkpoint,
-    policy: &ActorCriticConfig,
-    device: &Bk::Device,
-) -> Result<ActorCritic<Bk>> {
-    let skeleton = policy.init::<Bk>(device)?;
-    let record =
-        record_from_bytes::<Bk, _>(path, "policy", checkpoint.section(path, "model")?, device)?;
-    load_module_checked(path, skeleton, record)
-}
-
-/// Loads the policy of a PPO checkpoint on any backend (for evaluation or deployment), with the
-/// architecture recorded in it. Errors name what is wrong with the file.
-pub fn load_policy<Bk: Backend>(
-    path: impl AsRef<Path>,
-    device: &Bk::Device,
-) -> Result<(ActorCritic<Bk>, ActorCriticConfig)> {
+/// The configuration stored in a PPO checkpoint (to rebuild its envs before [`Ppo::resume`]).
+pub fn checkpoint_config(path: impl AsRef<Path>) -> Result<PpoConfig> {
     let path = path.as_ref();
-    let checkpoint = Checkpoint::read(path)?;
-    let meta = ppo_meta(path, &checkpoint)?;
-    let model = load_model::<Bk>(path, &checkpoint, &meta.policy, device)?;
-    Ok((model, meta.policy))
-}
-
-/// Loads a checkpoint's weights into an existing policy `model`, checking that the
-/// architectures agree (every parameter keeps its shape).
-pub fn load_policy_into<Bk: Backend>(
-    path: impl AsRef<Path>,
-    model: ActorCritic<Bk>,
-    device: &Bk::Device,
-) -> Result<ActorCritic<Bk>> {
-    let path = path.as_ref();
-    let checkpoint = Checkpoint::read(path)?;
-    let record =
-        record_from_bytes::<Bk, _>(path, "policy", checkpoint.section(path, "model")?, device)?;
-    load_module_checked(path, model, record)
+    Ok(ppo_meta(path, &Checkpoint::read(path)?)?.config)
 }

@@ -51,6 +51,27 @@ pub trait UpdateReport: Serialize {
     fn wall_seconds(&self) -> f64;
     /// Returns of the episodes that ended during this update's rollout.
     fn episode_returns(&self) -> &[f64];
+    /// Where this update's time went.
+    fn timings(&self) -> Timings;
+}
+
+/// Seconds spent in each phase of one update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Stepping the envs.
+    pub env: f64,
+    /// Rollout inference (policy and values on the inner backend, sampling).
+    pub inference: f64,
+    /// Advantages, then the optimisation steps.
+    pub update: f64,
+}
+
+impl std::ops::AddAssign for Timings {
+    fn add_assign(&mut self, other: Self) {
+        self.env += other.env;
+        self.inference += other.inference;
+        self.update += other.update;
+    }
 }
 
 /// What the training loop needs from an earlier update's metric line (on resume).
@@ -71,15 +92,17 @@ pub trait Learner {
     fn iterate(&mut self) -> Result<Self::Report>;
     /// Updates done so far.
     fn iteration(&self) -> u64;
-    /// Updates in the whole run.
-    fn num_iterations(&self) -> u64;
+    /// Whether the run's budget is spent (no further `iterate`).
+    fn finished(&self) -> bool;
     /// Env steps taken so far.
     fn global_step(&self) -> u64;
-    /// Env steps the whole run takes.
+    /// Env steps the whole run takes (a learner whose updates take a variable number of steps
+    /// stops at the first update that reaches it).
     fn total_steps(&self) -> u64;
     /// Wall-clock seconds spent in `iterate`, including before a resume.
     fn wall_seconds(&self) -> f64;
-    /// Writes a checkpoint that [resumes](crate::ppo::Ppo::resume) this learner exactly.
+    /// Writes a checkpoint that resumes this learner exactly ([`crate::ppo::Ppo::resume`],
+    /// [`crate::policy_gradient::PolicyGradient::resume`]).
     fn save_checkpoint(&self, path: &Path) -> Result<()>;
 }
 
@@ -288,6 +311,8 @@ pub struct TrainReport {
     pub solved_at_step: Option<u64>,
     /// See [`RunSummary::solved_at_seconds`].
     pub solved_at_seconds: Option<f64>,
+    /// The updates' [`Timings`], summed over this call.
+    pub timings: Timings,
 }
 
 impl TrainReport {
@@ -339,8 +364,9 @@ pub fn train<L: Learner>(
         }
     }
     let mut mean = None;
-    while learner.iteration() < learner.num_iterations() {
+    while !learner.finished() {
         let metrics = learner.iterate()?;
+        report.timings += metrics.timings();
         mean = record(
             metrics.episode_returns(),
             metrics.global_step(),
@@ -351,7 +377,7 @@ pub fn train<L: Learner>(
         if let Some(dir) = run_dir.as_deref_mut() {
             dir.append_metrics(&metrics)?;
             let it = metrics.iteration();
-            let last = it >= learner.num_iterations();
+            let last = learner.finished();
             if last || (options.checkpoint_every > 0 && it % options.checkpoint_every == 0) {
                 learner.save_checkpoint(&dir.checkpoint_path())?;
             }
@@ -367,6 +393,8 @@ pub fn train<L: Learner>(
 struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
+    /// The step count after which the next plain line is printed (every 5% of the run).
+    next_line: std::cell::Cell<u64>,
     every: u64,
 }
 
@@ -388,7 +416,8 @@ impl Progress {
         Self {
             bar,
             lines: enabled && !terminal,
-            every: (learner.num_iterations() / 20).max(1),
+            next_line: std::cell::Cell::new(0),
+            every: (learner.total_steps() / 20).max(1),
         }
     }
 
@@ -401,14 +430,14 @@ impl Progress {
             bar.set_position(learner.global_step());
             bar.set_message(msg);
         } else if self.lines
-            && (learner.iteration() % self.every == 0
-                || learner.iteration() == learner.num_iterations())
+            && (learner.global_step() >= self.next_line.get() || learner.finished())
         {
+            let step = learner.global_step();
+            self.next_line.set((step / self.every + 1) * self.every);
             eprintln!(
-                "update {}/{}  step {}  {:.0} steps/s  {msg}",
+                "update {}  step {step}/{}  {:.0} steps/s  {msg}",
                 learner.iteration(),
-                learner.num_iterations(),
-                learner.global_step(),
+                learner.total_steps(),
                 learner.global_step() as f64 / learner.wall_seconds().max(1e-9),
             );
         }

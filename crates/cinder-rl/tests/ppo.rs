@@ -4,62 +4,17 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use cinder_env::classic_control::CartPoleVec;
-use cinder_env::space::{BoxSpace, Discrete, Space};
+use cinder_env::make;
 use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
-use cinder_env::{Env, Info, Step, make};
 use cinder_rl::RlError;
-use cinder_rl::ppo::{Ppo, PpoConfig, evaluate_greedy};
+use cinder_rl::policy::evaluate_greedy;
+use cinder_rl::ppo::{Ppo, PpoConfig};
+
+mod common;
+
+use common::Identity;
 
 type AB = Autodiff<NdArray<f32>>;
-
-/// One-step episodes: the observation one-hot encodes a random state in 0..4; reward 1 for the
-/// action equal to the state (Stable-Baselines3's identity env, with a Box observation).
-#[derive(Clone, Default)]
-struct Identity {
-    state: usize,
-    rng: cinder_env::rng::EnvRng,
-    /// Test hook: return a NaN reward (a broken user env) instead of 0/1.
-    nan_reward: bool,
-}
-
-impl Env for Identity {
-    type Obs = Vec<f32>;
-    type Action = usize;
-    fn observation_space(&self) -> Space {
-        Space::Box(BoxSpace::uniform_bounds(0.0, 1.0, 4))
-    }
-    fn action_space(&self) -> Space {
-        Space::Discrete(Discrete::new(4))
-    }
-    fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<(Vec<f32>, Info)> {
-        self.state = self.rng.reset(seed).integers(4) as usize;
-        Ok((self.obs(), Info::default()))
-    }
-    fn step(&mut self, action: &usize) -> cinder_env::Result<Step<Vec<f32>>> {
-        let reward = if self.nan_reward {
-            f64::NAN
-        } else if *action == self.state {
-            1.0
-        } else {
-            0.0
-        };
-        Ok(Step {
-            obs: self.obs(),
-            reward,
-            terminated: true,
-            truncated: false,
-            info: Info::default(),
-        })
-    }
-}
-
-impl Identity {
-    fn obs(&self) -> Vec<f32> {
-        let mut o = vec![0.0; 4];
-        o[self.state] = 1.0;
-        o
-    }
-}
 
 #[test]
 fn invalid_configs_say_what_to_change() {
@@ -122,11 +77,8 @@ fn nan_stops_training_with_an_error_naming_update_and_quantity() {
         .with_total_timesteps(1_024)
         .with_num_envs(2)
         .with_num_steps(64);
-    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity {
-        nan_reward: true,
-        ..Identity::default()
-    })
-    .unwrap();
+    let envs =
+        SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity::nan_after(0)).unwrap();
     let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
     let before: Vec<f32> = ppo.model().valid().actor().layers()[0]
         .weight

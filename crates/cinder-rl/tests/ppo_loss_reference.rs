@@ -4,27 +4,22 @@
 //! reproduce every value.
 
 use burn::backend::{Autodiff, NdArray};
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use cinder_rl::advantages::normalize;
 use cinder_rl::policy::{Actions, ActorCritic, ActorCriticConfig};
 use cinder_rl::ppo::{Minibatch, PpoConfig, ppo_loss};
+use common::{Grads, TorchParam, close, with_torch_params};
 use serde::Deserialize;
 
+mod common;
+
 type AB = Autodiff<NdArray<f32>>;
-type B = NdArray<f32>;
 
 #[derive(Deserialize)]
 struct Fixture {
     cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Param_ {
-    name: String,
-    shape: Vec<usize>,
-    data: Vec<f32>,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +32,7 @@ struct Case {
     clip_coef: f32,
     ent_coef: f32,
     vf_coef: f32,
-    params: Vec<Param_>,
+    params: Vec<TorchParam>,
     obs: Vec<f32>,
     actions: Vec<f32>,
     old_log_probs: Vec<f32>,
@@ -59,66 +54,6 @@ struct Expected {
     grads: Vec<Vec<f32>>,
 }
 
-/// PyTorch's `Linear.weight` is `[out, in]`; Burn's is `[in, out]`.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
-
-/// Replaces the parameters, in visiting order, by the fixture's (converted to Burn's layout).
-struct Load {
-    params: std::vec::IntoIter<Vec<f32>>,
-}
-
-impl ModuleMapper<AB> for Load {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<AB, D>>) -> Param<Tensor<AB, D>> {
-        let data = self
-            .params
-            .next()
-            .expect("as many fixture parameters as module parameters");
-        param.map(|t| {
-            let shape = t.dims();
-            Tensor::<AB, D>::from_data(TensorData::new(data, shape), &Default::default())
-                .require_grad()
-        })
-    }
-}
-
-/// The gradient of every parameter, in visiting order, in PyTorch's layout.
-struct Grads<'a> {
-    grads: &'a GradientsParams,
-    out: Vec<Vec<f32>>,
-}
-
-impl ModuleVisitor<AB> for Grads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
-        let g = self
-            .grads
-            .get::<B, D>(param.id)
-            .expect("every parameter has a gradient");
-        let dims = g.dims();
-        let data = g.into_data().to_vec::<f32>().unwrap();
-        self.out.push(if D == 2 && dims[0] > 1 {
-            transpose(&data, dims[0], dims[1])
-        } else {
-            data
-        });
-    }
-}
-
-fn close(name: &str, got: f32, want: f32) {
-    let tol = 2e-5 * (1.0 + want.abs());
-    assert!(
-        (got - want).abs() <= tol,
-        "{name}: got {got}, PyTorch {want}"
-    );
-}
-
 fn scalar(t: Tensor<AB, 1>) -> f32 {
     t.into_data().to_vec::<f32>().unwrap()[0]
 }
@@ -130,20 +65,7 @@ fn check(case: &Case) {
         .with_hidden(case.hidden)
         .init(&device)
         .unwrap();
-    let params: Vec<Vec<f32>> = case
-        .params
-        .iter()
-        .map(|p| {
-            if p.name.ends_with("weight") {
-                transpose(&p.data, p.shape[0], p.shape[1])
-            } else {
-                p.data.clone()
-            }
-        })
-        .collect();
-    let model = model.map(&mut Load {
-        params: params.into_iter(),
-    });
+    let model = with_torch_params(model, &case.params);
 
     let mut advantages = case.raw_advantages.clone();
     normalize(&mut advantages);

@@ -5,16 +5,17 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use cinder_env::classic_control::CartPoleVec;
-use cinder_env::space::{BoxSpace, Space};
+use cinder_env::make;
 use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
-use cinder_env::{Env, EnvState, Info, Step, make};
 use cinder_rl::RlError;
+use cinder_rl::checkpoint::{load_policy, load_policy_into};
 use cinder_rl::policy::ActorCriticConfig;
-use cinder_rl::ppo::{
-    AdaptiveKlConfig, Ppo, PpoConfig, UpdateMetrics, load_policy, load_policy_into,
-};
+use cinder_rl::ppo::{AdaptiveKlConfig, Ppo, PpoConfig, UpdateMetrics};
 use cinder_rl::run::{Learner, RunDir, TrainOptions, files, train};
+use common::{Identity, Target};
 use std::path::PathBuf;
+
+mod common;
 
 type AB = Autodiff<NdArray<f32>>;
 type B = NdArray<f32>;
@@ -135,7 +136,7 @@ fn run_directory_holds_config_metrics_checkpoint_and_policy_reloads() {
     let mut env = make("CartPole-v1").unwrap();
     let live = ppo.evaluate(&mut env, 5, 77).unwrap();
     let loaded =
-        cinder_rl::ppo::evaluate_greedy(&model, &mut env, 5, 77, &Default::default()).unwrap();
+        cinder_rl::policy::evaluate_greedy(&model, &mut env, 5, 77, &Default::default()).unwrap();
     assert_eq!(live, loaded);
 
     // Reopening for a resume after update 2 drops the later metric lines.
@@ -213,60 +214,6 @@ fn corrupt_and_foreign_checkpoints_give_clear_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// One-step episodes: a one-hot state in 0..4, reward 1 for the matching action; from
-/// `nan_after` steps on the reward is NaN (a broken env). Saves its state, so runs resume.
-#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
-struct Identity {
-    state: usize,
-    rng: cinder_env::rng::EnvRng,
-    steps: u64,
-    nan_after: Option<u64>,
-}
-
-impl Env for Identity {
-    type Obs = Vec<f32>;
-    type Action = usize;
-    fn observation_space(&self) -> Space {
-        Space::Box(BoxSpace::uniform_bounds(0.0, 1.0, 4))
-    }
-    fn action_space(&self) -> Space {
-        Space::Discrete(cinder_env::Discrete::new(4))
-    }
-    fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<(Vec<f32>, Info)> {
-        self.state = self.rng.reset(seed).integers(4) as usize;
-        Ok((self.obs(), Info::default()))
-    }
-    fn step(&mut self, action: &usize) -> cinder_env::Result<Step<Vec<f32>>> {
-        self.steps += 1;
-        let reward = match self.nan_after {
-            Some(n) if self.steps > n => f64::NAN,
-            _ => f64::from(u8::from(*action == self.state)),
-        };
-        Ok(Step {
-            obs: self.obs(),
-            reward,
-            terminated: true,
-            truncated: false,
-            info: Info::default(),
-        })
-    }
-    fn save_state(&self) -> cinder_env::Result<EnvState> {
-        Ok(serde_json::to_value(self).unwrap())
-    }
-    fn load_state(&mut self, state: &EnvState) -> cinder_env::Result<()> {
-        *self = serde_json::from_value(state.clone()).unwrap();
-        Ok(())
-    }
-}
-
-impl Identity {
-    fn obs(&self) -> Vec<f32> {
-        let mut o = vec![0.0; 4];
-        o[self.state] = 1.0;
-        o
-    }
-}
-
 #[test]
 fn nan_stops_training_and_leaves_the_last_checkpoint_intact() {
     let dir = tmp_dir("nan");
@@ -276,11 +223,8 @@ fn nan_stops_training_and_leaves_the_last_checkpoint_intact() {
         .with_total_timesteps(10 * 128);
     let mut run_dir = RunDir::create(&dir, &config).unwrap();
     // Each sub-env steps 64 times per update: NaN rewards start in update 3.
-    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity {
-        nan_after: Some(128),
-        ..Identity::default()
-    })
-    .unwrap();
+    let envs =
+        SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| Identity::nan_after(128)).unwrap();
     let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
     let options = TrainOptions {
         checkpoint_every: 1,
@@ -306,39 +250,6 @@ fn nan_stops_training_and_leaves_the_last_checkpoint_intact() {
         Ppo::<AB, _>::resume(dir.join(files::CHECKPOINT), envs, Default::default()).unwrap();
     assert_eq!(resumed.iteration(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// One-step episodes with a continuous action: the observation is a target in [-1, 1], the
-/// reward `−(a − target)²`.
-#[derive(Clone, Default)]
-struct Target {
-    target: f32,
-    rng: cinder_env::rng::EnvRng,
-}
-
-impl Env for Target {
-    type Obs = Vec<f32>;
-    type Action = Vec<f32>;
-    fn observation_space(&self) -> Space {
-        Space::Box(BoxSpace::uniform_bounds(-1.0, 1.0, 1))
-    }
-    fn action_space(&self) -> Space {
-        Space::Box(BoxSpace::uniform_bounds(-2.0, 2.0, 1))
-    }
-    fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<(Vec<f32>, Info)> {
-        self.target = self.rng.reset(seed).uniform(-1.0, 1.0) as f32;
-        Ok((vec![self.target], Info::default()))
-    }
-    fn step(&mut self, action: &Vec<f32>) -> cinder_env::Result<Step<Vec<f32>>> {
-        let err = f64::from(action[0] - self.target);
-        Ok(Step {
-            obs: vec![self.target],
-            reward: -err * err,
-            terminated: true,
-            truncated: false,
-            info: Info::default(),
-        })
-    }
 }
 
 #[test]

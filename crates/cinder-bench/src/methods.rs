@@ -1,0 +1,241 @@
+//! PPO, REINFORCE and GRPO side by side on CartPole-v1: the same budget, the same seeds, the
+//! ndarray backend, each method with its preset (`PpoConfig::new()`, `reinforce::config()`,
+//! `grpo::config()`). For each run: the first step (and time) at which the mean of the last 20
+//! training returns reaches 475, the wall time of the whole budget and the greedy evaluation.
+
+use anyhow::Result;
+use burn::backend::{Autodiff, NdArray};
+use cinder_env::AutoresetMode;
+use cinder_env::classic_control::CartPoleVec;
+use cinder_rl::policy_gradient::{PolicyGradient, PolicyGradientConfig};
+use cinder_rl::ppo::{Ppo, PpoConfig};
+use cinder_rl::run::{Evaluation, Learner, TrainOptions, train};
+use cinder_rl::{grpo, reinforce};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// CartPole-v1's reward threshold.
+const SOLVE_THRESHOLD: f64 = 475.0;
+
+/// The methods compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    /// PPO with CleanRL's hyperparameters.
+    Ppo,
+    /// REINFORCE with a learned baseline.
+    Reinforce,
+    /// GRPO on episodes.
+    Grpo,
+}
+
+impl Method {
+    /// All three, in table order.
+    pub const ALL: [Method; 3] = [Method::Ppo, Method::Reinforce, Method::Grpo];
+
+    /// The method's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ppo => "PPO",
+            Method::Reinforce => "REINFORCE",
+            Method::Grpo => "GRPO",
+        }
+    }
+
+    /// Its pieces: (advantage, surrogate, penalty, batch).
+    pub fn pieces(self) -> [&'static str; 4] {
+        match self {
+            Method::Ppo => [
+                "GAE(0.99, 0.95) with a critic, normalised per minibatch",
+                "clipped ratio, ε = 0.2; 4 epochs × 4 minibatches",
+                "entropy 0.01, value loss 0.5",
+                "4 envs × 128 steps",
+            ],
+            Method::Reinforce => [
+                "return-to-go − learned V(s), normalised",
+                "vanilla −log π · Â; 1 step per batch",
+                "value loss 0.5",
+                "8 complete episodes",
+            ],
+            Method::Grpo => [
+                "group-relative (R − mean) / (std + 1e-4), groups of 8 from one seeded start",
+                "clipped ratio, ε = 0.2; 4 steps per batch",
+                "β = 0.04 · k3 KL to a reference refreshed every 10 updates; no critic",
+                "2 groups × 8 episodes",
+            ],
+        }
+    }
+}
+
+/// One training run's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodRun {
+    /// The method.
+    pub method: Method,
+    /// The seed.
+    pub seed: u64,
+    /// Env steps taken.
+    pub steps: u64,
+    /// Updates done.
+    pub updates: u64,
+    /// Wall-clock seconds for the whole budget (construction, training).
+    pub wall_s: f64,
+    /// First env step at which the mean of the last 20 training returns reached 475.
+    pub solved_step: Option<u64>,
+    /// Training seconds at that point.
+    pub solved_wall_s: Option<f64>,
+    /// Greedy evaluation over 20 episodes at the end.
+    pub eval_mean: f64,
+}
+
+/// Trains `method` with `seed` for `total_steps` on ndarray.
+pub fn run_method(method: Method, seed: u64, total_steps: u64) -> Result<MethodRun> {
+    type B = Autodiff<NdArray<f32>>;
+    let start = Instant::now();
+    let policy_gradient = |config: PolicyGradientConfig| -> Result<_> {
+        let config = config.with_seed(seed).with_total_timesteps(total_steps);
+        let envs = (0..config.episodes_per_batch)
+            .map(|_| cinder_env::make("CartPole-v1"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PolicyGradient::<B, _>::new(
+            config,
+            envs,
+            Default::default(),
+        )?)
+    };
+    match method {
+        Method::Ppo => {
+            let config = PpoConfig::new()
+                .with_seed(seed)
+                .with_total_timesteps(total_steps);
+            let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
+            let mut ppo = Ppo::<B, _>::new(config, envs, Default::default())?;
+            measure(method, seed, &mut ppo, start, |l, env| {
+                l.evaluate(env, 20, 10_000)
+            })
+        }
+        Method::Reinforce => {
+            let mut learner = policy_gradient(reinforce::config())?;
+            measure(method, seed, &mut learner, start, |l, env| {
+                l.evaluate(env, 20, 10_000)
+            })
+        }
+        Method::Grpo => {
+            let mut learner = policy_gradient(grpo::config())?;
+            measure(method, seed, &mut learner, start, |l, env| {
+                l.evaluate(env, 20, 10_000)
+            })
+        }
+    }
+}
+
+fn measure<L: Learner>(
+    method: Method,
+    seed: u64,
+    learner: &mut L,
+    start: Instant,
+    evaluate: impl Fn(&L, &mut cinder_env::DynEnv) -> cinder_rl::Result<Vec<f64>>,
+) -> Result<MethodRun> {
+    let options = TrainOptions {
+        checkpoint_every: 0,
+        progress: false,
+        solve_threshold: Some(SOLVE_THRESHOLD),
+    };
+    let report = train(learner, None, &options)?;
+    let wall_s = start.elapsed().as_secs_f64();
+    let mut env = cinder_env::make("CartPole-v1")?;
+    let eval = Evaluation::from_returns(evaluate(learner, &mut env)?);
+    Ok(MethodRun {
+        method,
+        seed,
+        steps: learner.global_step(),
+        updates: learner.iteration(),
+        wall_s,
+        solved_step: report.solved_at_step,
+        solved_wall_s: report.solved_at_seconds,
+        eval_mean: eval.mean_return,
+    })
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(xs[n / 2]),
+        n => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
+    }
+}
+
+/// The markdown tables: the methods' pieces, then per method the steps and seconds to solve
+/// for each seed with their medians, the wall time of the budget and the greedy evaluations.
+pub fn markdown_table(runs: &[MethodRun]) -> String {
+    let mut t = String::from(
+        "| method | advantage | surrogate | penalties | batch |\n|---|---|---|---|---|\n",
+    );
+    for method in Method::ALL {
+        let [a, s, p, b] = method.pieces();
+        t.push_str(&format!("| {} | {a} | {s} | {p} | {b} |\n", method.name()));
+    }
+    t.push_str(
+        "\n| method | steps to 475 (per seed) | median | time to 475 (s, per seed) | median | \
+         wall for the budget (s) | greedy eval |\n|---|---|---:|---|---:|---:|---|\n",
+    );
+    for method in Method::ALL {
+        let rs: Vec<&MethodRun> = runs.iter().filter(|r| r.method == method).collect();
+        if rs.is_empty() {
+            continue;
+        }
+        let list = |f: &dyn Fn(&MethodRun) -> String| {
+            rs.iter().map(|r| f(r)).collect::<Vec<_>>().join(" / ")
+        };
+        let steps = list(&|r| {
+            r.solved_step
+                .map_or("–".into(), |s| format!("{}k", s / 1000))
+        });
+        let times = list(&|r| r.solved_wall_s.map_or("–".into(), |s| format!("{s:.1}")));
+        let evals = list(&|r| format!("{:.0}", r.eval_mean));
+        // A median over the seeds that solved, only if all did.
+        let all_solved = rs.iter().all(|r| r.solved_step.is_some());
+        let med_steps = all_solved
+            .then(|| {
+                median(
+                    rs.iter()
+                        .filter_map(|r| r.solved_step)
+                        .map(|s| s as f64)
+                        .collect(),
+                )
+            })
+            .flatten()
+            .map_or("–".into(), |s| format!("{}k", (s / 1000.0).round()));
+        let med_time = all_solved
+            .then(|| median(rs.iter().filter_map(|r| r.solved_wall_s).collect()))
+            .flatten()
+            .map_or("–".into(), |s| format!("{s:.1}"));
+        let wall = median(rs.iter().map(|r| r.wall_s).collect()).unwrap_or(f64::NAN);
+        t.push_str(&format!(
+            "| {} | {steps} | {med_steps} | {times} | {med_time} | {wall:.1} | {evals} |\n",
+            method.name()
+        ));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_runs_of_each_method_give_finite_figures_and_a_table() {
+        let runs: Vec<MethodRun> = Method::ALL
+            .iter()
+            .map(|&m| run_method(m, 1, 1024).unwrap())
+            .collect();
+        for r in &runs {
+            assert!(r.steps >= 1024, "{r:?}");
+            assert!(r.wall_s.is_finite() && r.eval_mean > 0.0, "{r:?}");
+        }
+        let table = markdown_table(&runs);
+        for m in Method::ALL {
+            assert!(table.contains(&format!("| {} |", m.name())), "{table}");
+        }
+    }
+}
