@@ -6,8 +6,8 @@
 //! - [`env`] (crate `cinder-env`): a Gymnasium-style environment API (spaces, wrappers, a
 //!   registry, a vector env with automatic reset, an env checker) and the five classic-control
 //!   environments, bit-for-bit identical to Gymnasium 1.x for the same seed and actions;
-//! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks and PPO, generic over Burn's
-//!   backend;
+//! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks, PPO, and REINFORCE and GRPO
+//!   as configurations of one policy-gradient learner, generic over Burn's backend;
 //! - [`backend`]: the concrete Burn backends compiled in, chosen by cargo features.
 //!
 //! ```
@@ -35,6 +35,23 @@
 //! let mut run = RunDir::create("runs/mine", &config)?;
 //! let report = train(&mut ppo, Some(&mut run), &TrainOptions::default())?;
 //! println!("mean of the last 20 returns: {:?}", report.mean_last_returns());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! GRPO (or REINFORCE: `cinder::rl::reinforce::config()`) takes one env per episode of a batch:
+//!
+//! ```no_run
+//! use cinder::backend::NdArray;
+//! use cinder::rl::grpo;
+//! use cinder::rl::policy_gradient::PolicyGradient;
+//! use cinder::rl::run::{TrainOptions, train};
+//!
+//! let config = grpo::config().with_total_timesteps(200_000);
+//! let envs = (0..config.episodes_per_batch)
+//!     .map(|_| cinder::env::make("CartPole-v1"))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let mut learner = PolicyGradient::<NdArray, _>::new(config, envs, Default::default())?;
+//! train(&mut learner, None, &TrainOptions::default())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -177,16 +177,30 @@ pub fn group_relative(
         )));
     }
     let mut out = Vec::with_capacity(rewards.len());
-    for group in rewards.chunks(group_size) {
-        let n = group.len() as f64;
-        let mean = group.iter().sum::<f64>() / n;
-        let std = (group.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    for (group, (mean, std)) in rewards
+        .chunks(group_size)
+        .zip(group_statistics(rewards, group_size))
+    {
         out.extend(group.iter().map(|r| match scale {
             GroupScale::Std => (r - mean) / (std + 1e-4),
             GroupScale::None => r - mean,
         }));
     }
     Ok(out)
+}
+
+/// The mean and sample standard deviation (Bessel's correction) of each group of `group_size`
+/// consecutive rewards (a trailing partial group counts as a group; a group of one has std 0).
+pub fn group_statistics(rewards: &[f64], group_size: usize) -> Vec<(f64, f64)> {
+    rewards
+        .chunks(group_size.max(1))
+        .map(|group| {
+            let n = group.len() as f64;
+            let mean = group.iter().sum::<f64>() / n;
+            let var = group.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            (mean, var.sqrt())
+        })
+        .collect()
 }
 
 /// An exponential moving average of episode returns, REINFORCE's simplest baseline:

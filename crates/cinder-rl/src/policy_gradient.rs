@@ -32,7 +32,8 @@
 //! half-finished episode and a resumed run continues exactly.
 
 use crate::advantages::{
-    GroupScale, MovingAverageBaseline, explained_variance, group_relative, normalize, returns_to_go,
+    GroupScale, MovingAverageBaseline, explained_variance, group_relative, group_statistics,
+    normalize, returns_to_go,
 };
 use crate::checkpoint::{Checkpoint, load_model, record_from_bytes, record_to_bytes};
 use crate::error::{Result, RlError};
@@ -935,16 +936,12 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             }
             AdvantageEstimator::GroupRelative { group_size, scale } => {
                 let per_episode = group_relative(&batch.returns, group_size, scale)?;
-                let groups: Vec<&[f64]> = batch.returns.chunks(group_size).collect();
-                let std = |g: &[f64]| {
-                    let m = g.iter().sum::<f64>() / g.len() as f64;
-                    (g.iter().map(|r| (r - m).powi(2)).sum::<f64>() / (g.len() - 1) as f64).sqrt()
-                };
-                let k = groups.len() as f64;
+                let stats = group_statistics(&batch.returns, group_size);
+                let k = stats.len() as f64;
                 group_stats = Some((
                     batch.returns.iter().sum::<f64>() / batch.returns.len() as f64,
-                    groups.iter().map(|g| std(g)).sum::<f64>() / k,
-                    groups.iter().filter(|g| std(g) == 0.0).count() as f64 / k,
+                    stats.iter().map(|(_, std)| std).sum::<f64>() / k,
+                    stats.iter().filter(|(_, std)| *std == 0.0).count() as f64 / k,
                 ));
                 let advantages = per_episode
                     .iter()
