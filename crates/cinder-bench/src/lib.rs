@@ -9,7 +9,10 @@
 //! - [`ppo`]: PPO on CartPole-v1 with CleanRL's hyperparameters, Cinder (ndarray) against
 //!   CleanRL's `ppo.py` in PyTorch, seed by seed in the same run;
 //! - [`methods`]: PPO, REINFORCE and GRPO side by side on CartPole-v1 (ndarray), steps and
-//!   time to solve over the same seeds.
+//!   time to solve over the same seeds;
+//! - [`backends`]: the same RL workloads (policy inference, PPO update, full PPO iterations,
+//!   training to solve) on every Burn backend compiled in (ndarray, WGPU, CUDA), beside PyTorch
+//!   in the same run, with a table and a plot ([`plot`]).
 //!
 //! Timing lives here, never in tests. Each figure is the median of several repetitions, with
 //! wall-clock and process CPU time.
@@ -26,7 +29,9 @@
 //! assert!(m.steps_per_sec() > 0.0);
 //! ```
 
+pub mod backends;
 pub mod envs;
 pub mod measure;
 pub mod methods;
+pub mod plot;
 pub mod ppo;

@@ -4,15 +4,21 @@
 //! cargo run --release -p cinder-bench -- envs --out assets/bench
 //! cargo run --release -p cinder-bench -- ppo --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! cargo run --release -p cinder-bench -- methods --out assets/bench
+//! cargo run --release -p cinder-bench --features wgpu -- backends --backends ndarray,wgpu \
+//!     --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! ```
 
 use anyhow::{Context, Result, bail};
+use cinder_bench::backends::{
+    BackendsArgs, BackendsReport, Environment, Progress, bench_backend, run_torch, torch_available,
+};
 use cinder_bench::envs::{
     ENV_IDS, EnvRow, GymnasiumReport, SETTINGS, bench_cartpole_vec, bench_cinder, bench_operant,
     markdown_table, setting_label,
 };
+use cinder_bench::measure::machine_description;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Parser)]
@@ -30,6 +36,80 @@ enum Commands {
     Ppo(PpoArgs),
     /// PPO, REINFORCE and GRPO on CartPole-v1 (ndarray): steps and time to solve, seed by seed.
     Methods(MethodsArgs),
+    /// The same RL workloads on every Burn backend compiled in, beside PyTorch in the same run.
+    Backends(BackendsArgs),
+}
+
+fn run_backends(args: BackendsArgs) -> Result<()> {
+    if let Some(saved) = &args.from {
+        let report = BackendsReport::read(saved)?;
+        println!("{}", report.markdown());
+        if let Some(out) = &args.out {
+            report.write(out)?;
+            eprintln!("rendered {} into {}", saved.display(), out.display());
+        }
+        return Ok(());
+    }
+    let config = args.config();
+    config.validate()?;
+    let backends = args.backends();
+    let e2e_backends = args.e2e_backends();
+    // PyTorch first, so that neither side competes with the other for the cores.
+    let mut torch = Vec::new();
+    let script = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/bench_backends_torch.py"
+    ));
+    match (args.no_torch, torch_available(&args.python)) {
+        (true, _) => {}
+        (false, None) => eprintln!(
+            "torch is not importable with `{}`: no PyTorch columns (pass --python)",
+            args.python
+        ),
+        (false, Some(cuda)) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut runs = vec![("cpu", 1)];
+            if cores > 1 {
+                runs.push(("cpu", cores));
+            }
+            if cuda {
+                runs.push(("cuda", 1));
+            }
+            for (device, threads) in runs {
+                eprintln!("PyTorch on {device} with {threads} thread(s) ...");
+                torch.push(run_torch(&args.python, script, device, threads, &config)?);
+            }
+        }
+    }
+    let total: usize = backends
+        .iter()
+        .map(|b| Progress::steps_per_backend(&config, e2e_backends.contains(b)))
+        .sum();
+    let mut progress = Progress::new(total, false);
+    let mut results = Vec::new();
+    for &kind in &backends {
+        results.push(bench_backend(
+            kind,
+            &config,
+            e2e_backends.contains(&kind),
+            &mut progress,
+        )?);
+    }
+    let report = BackendsReport {
+        environment: Environment::detect(machine_description()),
+        config,
+        backends: results,
+        torch,
+    };
+    println!("{}", report.markdown());
+    if let Some(out) = &args.out {
+        report.write(out)?;
+        eprintln!(
+            "wrote {0}/backends.json, {0}/backends.md and {0}/backends.svg",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 #[derive(Parser)]
@@ -231,20 +311,6 @@ fn gymnasium_report(args: &EnvsArgs, env_ids: &[String]) -> Result<Option<Gymnas
     ))
 }
 
-fn machine_description() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
-}
-
 fn run_envs(args: EnvsArgs) -> Result<()> {
     let env_ids: Vec<String> = match &args.envs {
         Some(ids) => ids.clone(),
@@ -332,5 +398,6 @@ fn main() -> Result<()> {
         Commands::Envs(args) => run_envs(args),
         Commands::Ppo(args) => run_ppo(args),
         Commands::Methods(args) => run_methods(args),
+        Commands::Backends(args) => run_backends(args),
     }
 }

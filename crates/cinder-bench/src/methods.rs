@@ -218,24 +218,3 @@ pub fn markdown_table(runs: &[MethodRun]) -> String {
     }
     t
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tiny_runs_of_each_method_give_finite_figures_and_a_table() {
-        let runs: Vec<MethodRun> = Method::ALL
-            .iter()
-            .map(|&m| run_method(m, 1, 1024).unwrap())
-            .collect();
-        for r in &runs {
-            assert!(r.steps >= 1024, "{r:?}");
-            assert!(r.wall_s.is_finite() && r.eval_mean > 0.0, "{r:?}");
-        }
-        let table = markdown_table(&runs);
-        for m in Method::ALL {
-            assert!(table.contains(&format!("| {} |", m.name())), "{table}");
-        }
-    }
-}

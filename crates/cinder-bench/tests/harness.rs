@@ -1,0 +1,88 @@
+//! The benchmark harnesses (`envs`, `ppo`, `methods`, `measure`): tiny runs finish with finite
+//! figures and the tables have their rows. No timing thresholds.
+
+use cinder_bench::envs::{
+    ENV_IDS, EnvRow, bench_cartpole_vec, bench_cinder, bench_operant, markdown_table as envs_table,
+};
+use cinder_bench::measure::{Measurement, median_of};
+use cinder_bench::methods::{Method, MethodRun, markdown_table as methods_table, run_method};
+use cinder_bench::ppo::{markdown_table as ppo_table, run_cinder};
+
+#[test]
+fn measures_steps_and_positive_times() {
+    let m = median_of(3, || {
+        let mut x = 0.0f64;
+        for i in 0..100_000 {
+            x += std::hint::black_box(i as f64).sqrt();
+        }
+        std::hint::black_box(x);
+        100_000
+    });
+    assert_eq!(m.steps, 100_000);
+    assert!(m.wall_s > 0.0 && m.cpu_s >= 0.0);
+    assert!(m.steps_per_sec().is_finite());
+}
+
+#[test]
+fn every_workload_runs_and_gives_finite_rates() {
+    for id in ENV_IDS {
+        for n in [1, 8] {
+            let m = bench_cinder(id, n, 2_000, 1);
+            assert!(m.steps >= 2_000, "{id} {n}");
+            assert!(m.steps_per_sec().is_finite() && m.steps_per_sec() > 0.0);
+        }
+        assert!(bench_cartpole_vec(8, 2_000, 1).steps >= 2_000);
+        if let Some(m) = bench_operant(id, 8, 2_000, 1) {
+            assert!(m.steps >= 2_000);
+            assert!(m.steps_per_sec().is_finite());
+        }
+    }
+}
+
+#[test]
+fn table_has_a_row_per_result() {
+    let m = Measurement {
+        steps: 10,
+        wall_s: 1.0,
+        cpu_s: 1.0,
+    };
+    let rows = vec![EnvRow {
+        env_id: "CartPole-v1".into(),
+        num_envs: 8,
+        implementation: "SyncVectorEnv".into(),
+        cinder: m,
+        gymnasium: Some(Measurement { steps: 5, ..m }),
+        operant: None,
+    }];
+    let table = envs_table(&rows);
+    assert!(table.contains("| CartPole-v1 | vec8 | SyncVectorEnv |"));
+    assert!(table.contains("2.0×"));
+    assert_eq!(table.lines().count(), 3);
+}
+
+#[test]
+fn tiny_runs_of_each_method_give_finite_figures_and_a_table() {
+    let runs: Vec<MethodRun> = Method::ALL
+        .iter()
+        .map(|&m| run_method(m, 1, 1024).unwrap())
+        .collect();
+    for r in &runs {
+        assert!(r.steps >= 1024, "{r:?}");
+        assert!(r.wall_s.is_finite() && r.eval_mean > 0.0, "{r:?}");
+    }
+    let table = methods_table(&runs);
+    for m in Method::ALL {
+        assert!(table.contains(&format!("| {} |", m.name())), "{table}");
+    }
+}
+
+#[test]
+fn a_tiny_run_gives_finite_figures_and_a_table() {
+    let run = run_cinder(1, 1024).unwrap();
+    assert_eq!(run.steps, 1024);
+    assert!(run.wall_s.is_finite() && run.cpu_s >= 0.0);
+    assert!(run.eval_mean.unwrap() > 0.0);
+    let table = ppo_table(std::slice::from_ref(&run), &[]);
+    assert!(table.contains("| 1 | Cinder (ndarray) |"), "{table}");
+    assert!(table.contains("Where Cinder's time goes"), "{table}");
+}
