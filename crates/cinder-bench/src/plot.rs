@@ -1,17 +1,20 @@
 //! The backend comparison's plot: time against batch size, one line per backend and per PyTorch
 //! configuration, inference and update side by side, both axes logarithmic (SVG, `plotters`).
+//! Each point is a median; its bar spans the 10th to the 90th percentile.
 
 use crate::backends::{BackendsReport, Timing, Workload};
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use std::path::Path;
 
-/// One line of a panel: a label, a colour, dashed or not, `(batch, milliseconds)` points.
+/// One line of a panel: a label, a colour, dashed or not, `(batch, milliseconds)` medians and
+/// the `(batch, p10, median, p90)` spread around them.
 struct Line {
     label: String,
     color: RGBColor,
     dashed: bool,
     points: Vec<(f64, f64)>,
+    spread: Vec<(f64, f64, f64, f64)>,
 }
 
 const BACKEND_COLORS: [RGBColor; 3] = [
@@ -25,11 +28,30 @@ const TORCH_COLORS: [RGBColor; 3] = [
     RGBColor(148, 103, 189),
 ];
 
+fn plottable(timings: &[Timing]) -> impl Iterator<Item = &Timing> {
+    timings.iter().filter(|t| {
+        [t.median_s, t.p10_s, t.p90_s]
+            .iter()
+            .all(|s| s.is_finite() && *s > 0.0)
+    })
+}
+
 fn points(timings: &[Timing]) -> Vec<(f64, f64)> {
-    timings
-        .iter()
-        .filter(|t| t.median_s.is_finite() && t.median_s > 0.0)
+    plottable(timings)
         .map(|t| (t.batch as f64, t.median_s * 1e3))
+        .collect()
+}
+
+fn spread(timings: &[Timing]) -> Vec<(f64, f64, f64, f64)> {
+    plottable(timings)
+        .map(|t| {
+            (
+                t.batch as f64,
+                t.p10_s * 1e3,
+                t.median_s * 1e3,
+                t.p90_s * 1e3,
+            )
+        })
         .collect()
 }
 
@@ -39,12 +61,14 @@ fn lines(report: &BackendsReport, workload: Workload) -> Vec<Line> {
         color: BACKEND_COLORS[i % BACKEND_COLORS.len()],
         dashed: false,
         points: points(workload.of_backend(b)),
+        spread: spread(workload.of_backend(b)),
     });
     let torch = report.torch.iter().enumerate().map(|(i, t)| Line {
         label: t.label(),
         color: TORCH_COLORS[i % TORCH_COLORS.len()],
         dashed: true,
         points: points(workload.of_torch(t)),
+        spread: spread(workload.of_torch(t)),
     });
     backends
         .chain(torch)
@@ -61,14 +85,14 @@ fn panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let all = lines.iter().flat_map(|l| l.points.iter());
+    let all = lines.iter().flat_map(|l| l.spread.iter());
     let (mut x_min, mut x_max) = (f64::INFINITY, 1.0f64);
     let (mut y_min, mut y_max) = (f64::INFINITY, 0.0f64);
-    for &(x, y) in all {
+    for &(x, low, _, high) in all {
         x_min = x_min.min(x);
         x_max = x_max.max(x);
-        y_min = y_min.min(y);
-        y_max = y_max.max(y);
+        y_min = y_min.min(low);
+        y_max = y_max.max(high);
     }
     if !y_min.is_finite() {
         (x_min, y_min, y_max) = (1.0, 0.001, 1.0);
@@ -108,6 +132,11 @@ where
                 .map(|&p| Circle::new(p, 3, style.filled())),
         );
         series.map_err(err)?;
+        chart
+            .draw_series(line.spread.iter().map(|&(x, low, median, high)| {
+                ErrorBar::new_vertical(x, low, median, high, style, 8)
+            }))
+            .map_err(err)?;
         let anno = if line.dashed {
             chart.draw_series(DashedLineSeries::new(
                 line.points.iter().copied(),
