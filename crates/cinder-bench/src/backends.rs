@@ -18,7 +18,7 @@
 //! [`Backend::sync`], so the clock stops after the device has finished. The PyTorch side
 //! (`tools/bench_backends_torch.py`) times the same micro-workloads the same way.
 
-use crate::measure::process_cpu_time;
+use crate::measure::{percentile, process_cpu_time};
 use crate::ppo::{PpoRun, run_cinder_on};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -306,20 +306,6 @@ pub struct Timing {
     pub p90_s: f64,
     /// Timed calls.
     pub repetitions: usize,
-}
-
-/// The `q`-th percentile (0–100) of sorted values, linearly interpolated (NumPy's default).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let pos = (q / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
-            let (lo, frac) = (pos.floor() as usize, pos - pos.floor());
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * frac
-        }
-    }
 }
 
 /// Times `call` (which must leave the device idle when it returns): the first call alone, then

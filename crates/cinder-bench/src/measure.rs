@@ -78,3 +78,23 @@ pub fn median_of(repeats: usize, mut workload: impl FnMut() -> u64) -> Measureme
     runs.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
     runs[runs.len() / 2]
 }
+
+/// The `q`-th percentile (0–100) of sorted values, linearly interpolated (NumPy's default).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let pos = (q / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
+            let (lo, frac) = (pos.floor() as usize, pos - pos.floor());
+            let hi = (lo + 1).min(n - 1);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+        }
+    }
+}
+
+/// The median (the mean of the two middle values for an even count); NaN when empty.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    percentile(&xs, 50.0)
+}

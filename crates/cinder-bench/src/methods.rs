@@ -156,13 +156,9 @@ fn measure<L: Learner>(
     })
 }
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(xs[n / 2]),
-        n => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
-    }
+/// The median, `None` for no values.
+fn median(xs: Vec<f64>) -> Option<f64> {
+    (!xs.is_empty()).then(|| crate::measure::median(xs))
 }
 
 /// The markdown tables: the methods' pieces, then per method the steps and seconds to solve

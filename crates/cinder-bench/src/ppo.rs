@@ -6,7 +6,7 @@
 //! at which the mean of the last 20 training returns reaches 475, and for Cinder where the time
 //! went (env stepping, rollout inference, update).
 
-use crate::measure::process_cpu_time;
+use crate::measure::{median, process_cpu_time};
 use anyhow::{Context, Result, bail};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::AutodiffBackend;
@@ -149,15 +149,6 @@ pub fn run_cleanrl(
 
 fn opt<T: std::fmt::Display>(x: Option<T>) -> String {
     x.map_or_else(|| "not reached".into(), |v| v.to_string())
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 /// The markdown table: one row per seed and implementation, then the medians and ratios.

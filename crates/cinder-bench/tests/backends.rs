@@ -5,8 +5,9 @@
 use cinder::backend::BackendKind;
 use cinder_bench::backends::{
     BackendResult, BackendsArgs, BackendsReport, BenchConfig, Environment, IterationSetting,
-    Progress, Repetitions, Timing, TorchResult, bench_backend, percentile, time_calls,
+    Progress, Repetitions, Timing, TorchResult, bench_backend, time_calls,
 };
+use cinder_bench::measure::percentile;
 use clap::Parser;
 
 #[derive(Parser)]
