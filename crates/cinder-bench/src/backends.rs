@@ -536,9 +536,9 @@ pub fn bench_iteration<B: AutodiffBackend>(
         let metrics = ppo.iterate()?;
         sync::<B>(device)?;
         walls.push(t0.elapsed().as_secs_f64());
-        env += metrics.timings.env;
-        inference += metrics.timings.inference;
-        update += metrics.timings.update;
+        env += metrics.common.timings.env;
+        inference += metrics.common.timings.inference;
+        update += metrics.common.timings.update;
     }
     let total: f64 = walls.iter().sum();
     walls.sort_by(f64::total_cmp);

@@ -42,7 +42,7 @@ use crate::losses::{
     KlEstimator, LossAggregation, ReferenceKl, Surrogate, kl_estimate, value_loss,
 };
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
-use crate::run::{Learner, Timings, UpdateReport};
+use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
@@ -581,26 +581,19 @@ pub struct PgMetrics {
     /// Group-relative advantages: the fraction of groups whose returns were all equal (their
     /// advantages are zero: no learning signal).
     pub zero_std_groups: Option<f64>,
-    /// Env steps per second over this update (rollout and optimisation).
-    pub steps_per_second: f64,
-    /// Where this update's time went.
-    pub timings: Timings,
-    /// Wall-clock seconds of training so far (across resumes).
-    pub wall_seconds: f64,
-    /// Returns of the batch's episodes.
-    pub episode_returns: Vec<f64>,
-    /// Lengths of the batch's episodes.
-    pub episode_lengths: Vec<u64>,
+    /// Speed, time and the batch's episodes (returns and lengths).
+    #[serde(flatten)]
+    pub common: UpdateCommon,
 }
 
 impl PgMetrics {
     /// The metrics with their wall-clock fields zeroed: what must be equal between two runs
     /// with the same seed.
-    pub fn without_timings(mut self) -> Self {
-        self.steps_per_second = 0.0;
-        self.timings = Timings::default();
-        self.wall_seconds = 0.0;
-        self
+    pub fn without_timings(self) -> Self {
+        Self {
+            common: self.common.without_timings(),
+            ..self
+        }
     }
 }
 
@@ -611,14 +604,8 @@ impl UpdateReport for PgMetrics {
     fn global_step(&self) -> u64 {
         self.global_step
     }
-    fn wall_seconds(&self) -> f64 {
-        self.wall_seconds
-    }
-    fn episode_returns(&self) -> &[f64] {
-        &self.episode_returns
-    }
-    fn timings(&self) -> Timings {
-        self.timings
+    fn common(&self) -> &UpdateCommon {
+        &self.common
     }
 }
 
@@ -1070,11 +1057,13 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             group_return_mean: group_stats.map(|s| s.0),
             group_return_std: group_stats.map(|s| s.1),
             zero_std_groups: group_stats.map(|s| s.2),
-            steps_per_second: steps as f64 / elapsed,
-            timings,
-            wall_seconds: self.state.wall_seconds,
-            episode_returns: batch.returns,
-            episode_lengths: batch.lengths.iter().map(|&l| l as u64).collect(),
+            common: UpdateCommon {
+                steps_per_second: steps as f64 / elapsed,
+                timings,
+                wall_seconds: self.state.wall_seconds,
+                episode_returns: batch.returns,
+                episode_lengths: batch.lengths.iter().map(|&l| l as u64).collect(),
+            },
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{Result, RlError};
 use crate::gradients::{clip_grad_norm, parameter_norm};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
-use crate::run::{Learner, Timings, UpdateReport};
+use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
@@ -243,26 +243,19 @@ pub struct UpdateMetrics {
     pub grad_norm: f32,
     /// The KL penalty coefficient β used in this update (with `kl_penalty`).
     pub kl_coef: Option<f32>,
-    /// Env steps per second over this iteration (rollout and update).
-    pub steps_per_second: f64,
-    /// Where this iteration's time went.
-    pub timings: Timings,
-    /// Wall-clock seconds of training so far (rollouts and updates, across resumes).
-    pub wall_seconds: f64,
-    /// Returns of the episodes that ended during the rollout.
-    pub episode_returns: Vec<f64>,
-    /// Lengths of those episodes.
-    pub episode_lengths: Vec<u64>,
+    /// Speed, time and the episodes that ended during the rollout.
+    #[serde(flatten)]
+    pub common: UpdateCommon,
 }
 
 impl UpdateMetrics {
     /// The metrics with their wall-clock fields (steps/s, timings, wall seconds) zeroed: what
     /// must be equal between two runs with the same seed.
-    pub fn without_timings(mut self) -> Self {
-        self.steps_per_second = 0.0;
-        self.timings = Timings::default();
-        self.wall_seconds = 0.0;
-        self
+    pub fn without_timings(self) -> Self {
+        Self {
+            common: self.common.without_timings(),
+            ..self
+        }
     }
 }
 
@@ -273,14 +266,8 @@ impl UpdateReport for UpdateMetrics {
     fn global_step(&self) -> u64 {
         self.global_step
     }
-    fn wall_seconds(&self) -> f64 {
-        self.wall_seconds
-    }
-    fn episode_returns(&self) -> &[f64] {
-        &self.episode_returns
-    }
-    fn timings(&self) -> Timings {
-        self.timings
+    fn common(&self) -> &UpdateCommon {
+        &self.common
     }
 }
 
@@ -874,11 +861,13 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             explained_variance: explained_variance(&values, &returns),
             grad_norm: norm_last,
             kl_coef,
-            steps_per_second: batch as f64 / elapsed,
-            timings,
-            wall_seconds: self.state.wall_seconds,
-            episode_returns,
-            episode_lengths,
+            common: UpdateCommon {
+                steps_per_second: batch as f64 / elapsed,
+                timings,
+                wall_seconds: self.state.wall_seconds,
+                episode_returns,
+                episode_lengths,
+            },
         })
     }
 }

@@ -47,12 +47,50 @@ pub trait UpdateReport: Serialize {
     fn iteration(&self) -> u64;
     /// Env steps taken so far.
     fn global_step(&self) -> u64;
+    /// The fields every update reports after its algorithm's own.
+    fn common(&self) -> &UpdateCommon;
     /// Wall-clock seconds of training so far (across resumes).
-    fn wall_seconds(&self) -> f64;
-    /// Returns of the episodes that ended during this update's rollout.
-    fn episode_returns(&self) -> &[f64];
+    fn wall_seconds(&self) -> f64 {
+        self.common().wall_seconds
+    }
+    /// Returns of the episodes that ended during this update.
+    fn episode_returns(&self) -> &[f64] {
+        &self.common().episode_returns
+    }
     /// Where this update's time went.
-    fn timings(&self) -> Timings;
+    fn timings(&self) -> Timings {
+        self.common().timings
+    }
+}
+
+/// What every algorithm's update reports after its own figures: speed, time and the episodes
+/// that ended. Flattened into the algorithm's metrics (`#[serde(flatten)]`), so a line of
+/// `metrics.jsonl` carries these keys at its top level, last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCommon {
+    /// Env steps per second over this update (rollout and optimisation).
+    pub steps_per_second: f64,
+    /// Where this update's time went.
+    pub timings: Timings,
+    /// Wall-clock seconds of training so far (rollouts and updates, across resumes).
+    pub wall_seconds: f64,
+    /// Returns of the episodes that ended during this update.
+    pub episode_returns: Vec<f64>,
+    /// Lengths of those episodes.
+    pub episode_lengths: Vec<u64>,
+}
+
+impl UpdateCommon {
+    /// These fields with the wall-clock ones (steps/s, timings, wall seconds) zeroed: what must
+    /// be equal between two runs with the same seed.
+    pub fn without_timings(self) -> Self {
+        Self {
+            steps_per_second: 0.0,
+            timings: Timings::default(),
+            wall_seconds: 0.0,
+            ..self
+        }
+    }
 }
 
 /// Seconds spent in each phase of one update.

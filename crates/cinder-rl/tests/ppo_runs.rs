@@ -106,13 +106,14 @@ fn run_directory_holds_config_metrics_checkpoint_and_policy_reloads() {
 
     let saved: PpoConfig = RunDir::read_config(&dir).unwrap();
     assert_eq!(saved, config);
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join(files::METRICS))
-        .unwrap()
-        .lines()
+    let text = std::fs::read_to_string(dir.join(files::METRICS)).unwrap();
+    let raw_lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<serde_json::Value> = raw_lines
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 4);
-    for (k, line) in lines.iter().enumerate() {
+    for (k, (line, raw)) in lines.iter().zip(&raw_lines).enumerate() {
         assert_eq!(line["iteration"], k as u64 + 1);
         for key in [
             "policy_loss",
@@ -127,6 +128,12 @@ fn run_directory_holds_config_metrics_checkpoint_and_policy_reloads() {
         ] {
             assert!(line[key].as_f64().unwrap().is_finite(), "{key} in {line}");
         }
+        // The fields every learner reports sit at the top level of the line, and the line
+        // reads back as the metrics it was written from.
+        assert!(line["episode_returns"].is_array() && line["timings"]["update"].is_f64());
+        let typed: UpdateMetrics = serde_json::from_str(raw).unwrap();
+        assert_eq!(typed.iteration, k as u64 + 1);
+        assert_eq!(serde_json::to_string(&typed).unwrap(), *raw);
     }
 
     // The checkpoint's policy evaluates to the same returns as the live one.
@@ -268,7 +275,8 @@ fn continuous_actions_learn_a_target() {
     while !ppo.finished() {
         let m = ppo.iterate().unwrap();
         assert!(m.policy_loss.is_finite() && m.value_loss.is_finite());
-        let mean = m.episode_returns.iter().sum::<f64>() / m.episode_returns.len() as f64;
+        let returns = &m.common.episode_returns;
+        let mean = returns.iter().sum::<f64>() / returns.len() as f64;
         first_mean.get_or_insert(mean);
         last = Some(m);
     }
