@@ -18,7 +18,7 @@
 //! [`Backend::sync`], so the clock stops after the device has finished. The PyTorch side
 //! (`tools/bench_backends_torch.py`) times the same micro-workloads the same way.
 
-use crate::measure::{percentile, process_cpu_time};
+use crate::measure::{median, percentile, process_cpu_time};
 use crate::ppo::{PpoRun, run_cinder_on};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -31,6 +31,7 @@ use cinder_env::rng::NpRandom;
 use cinder_rl::gradients::clip_grad_norm;
 use cinder_rl::policy::{Actions, ActorCritic, ActorCriticConfig};
 use cinder_rl::ppo::{Minibatch, Ppo, PpoConfig, ppo_loss};
+use cinder_rl::run::{Timings, UpdateReport};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -530,28 +531,25 @@ pub fn bench_iteration<B: AutodiffBackend>(
     ppo.iterate()?;
     sync::<B>(device)?;
     let first_iteration_s = t0.elapsed().as_secs_f64();
-    let (mut walls, mut env, mut inference, mut update) = (Vec::new(), 0.0, 0.0, 0.0);
+    let (mut walls, mut timings) = (Vec::new(), Timings::default());
     for _ in 0..iterations {
         let t0 = Instant::now();
         let metrics = ppo.iterate()?;
         sync::<B>(device)?;
         walls.push(t0.elapsed().as_secs_f64());
-        env += metrics.common.timings.env;
-        inference += metrics.common.timings.inference;
-        update += metrics.common.timings.update;
+        timings += metrics.timings();
     }
     let total: f64 = walls.iter().sum();
-    walls.sort_by(f64::total_cmp);
-    let median_s = percentile(&walls, 50.0);
+    let median_s = median(walls);
     Ok(IterationResult {
         setting: setting.clone(),
         first_iteration_s,
         median_s,
         steps_per_sec: batch as f64 / median_s,
         iterations,
-        env_share: env / total,
-        inference_share: inference / total,
-        update_share: update / total,
+        env_share: timings.env / total,
+        inference_share: timings.inference / total,
+        update_share: timings.update / total,
     })
 }
 
