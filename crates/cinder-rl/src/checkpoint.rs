@@ -19,6 +19,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Record, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
@@ -63,6 +64,54 @@ impl Checkpoint {
             meta,
             sections: Vec::new(),
         }
+    }
+
+    /// An empty checkpoint whose metadata is `meta` (a learner's header: algorithm,
+    /// configuration, policy architecture, trainer state) serialised to JSON; `path` is where it
+    /// will be written, named in the error if `meta` does not serialise.
+    pub fn with_meta(path: &Path, meta: &impl Serialize) -> Result<Self> {
+        let meta = serde_json::to_value(meta)
+            .map_err(|e| corrupt(path, format!("the trainer state does not serialise: {e}")))?;
+        Ok(Self::new(meta))
+    }
+
+    /// The metadata read back as a learner's header `T`, after checking that its `algorithm`
+    /// field is `algorithm`. `learner` names the learner in errors ("PPO"): a checkpoint of
+    /// another algorithm is [`RlError::CheckpointMismatch`], a header that does not parse
+    /// [`RlError::Checkpoint`].
+    pub fn meta_for<T: DeserializeOwned>(
+        &self,
+        path: &Path,
+        algorithm: &str,
+        learner: &str,
+    ) -> Result<T> {
+        let written_by = self.meta.get("algorithm").and_then(|a| a.as_str());
+        if written_by != Some(algorithm) {
+            return Err(RlError::CheckpointMismatch {
+                path: path.to_path_buf(),
+                reason: format!("it was written by {written_by:?}, not by {learner}"),
+            });
+        }
+        T::deserialize(&self.meta)
+            .map_err(|e| corrupt(path, format!("unreadable {learner} header: {e}")))
+    }
+
+    /// Adds (or replaces) the section `name` holding a Burn record (a module's or an
+    /// optimiser's), encoded by [`record_to_bytes`].
+    pub fn put_record<B: Backend, R: Record<B>>(&mut self, name: &str, record: R) -> Result<()> {
+        self.put(name, record_to_bytes::<B, R>(record)?);
+        Ok(())
+    }
+
+    /// Decodes the section `name` as a Burn record on `device` (`what` names it in errors).
+    pub fn record<B: Backend, R: Record<B>>(
+        &self,
+        path: &Path,
+        name: &str,
+        what: &str,
+        device: &B::Device,
+    ) -> Result<R> {
+        record_from_bytes::<B, R>(path, what, self.section(path, name)?, device)
     }
 
     /// Adds (or replaces) a binary section.
@@ -283,8 +332,7 @@ pub(crate) fn load_model<Bk: Backend>(
     device: &Bk::Device,
 ) -> Result<ActorCritic<Bk>> {
     let skeleton = policy.init::<Bk>(device)?;
-    let record =
-        record_from_bytes::<Bk, _>(path, section, checkpoint.section(path, section)?, device)?;
+    let record = checkpoint.record::<Bk, _>(path, section, section, device)?;
     load_module_checked(path, skeleton, record)
 }
 
@@ -318,8 +366,7 @@ pub fn load_policy_into<Bk: Backend>(
 ) -> Result<ActorCritic<Bk>> {
     let path = path.as_ref();
     let checkpoint = Checkpoint::read(path)?;
-    let record =
-        record_from_bytes::<Bk, _>(path, "policy", checkpoint.section(path, "model")?, device)?;
+    let record = checkpoint.record::<Bk, _>(path, "model", "policy", device)?;
     load_module_checked(path, model, record)
 }
 
@@ -368,6 +415,40 @@ mod tests {
             .to_string();
         assert!(err.contains("missing.ckpt"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn learner_headers_are_checked_for_their_algorithm() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Header {
+            algorithm: String,
+            iteration: u64,
+        }
+        let path = Path::new("run/checkpoint.ckpt");
+        let header = Header {
+            algorithm: "ppo".into(),
+            iteration: 7,
+        };
+        let ck = Checkpoint::with_meta(path, &header).unwrap();
+        let back: Header = ck.meta_for(path, "ppo", "PPO").unwrap();
+        assert_eq!(back, header);
+        let err = ck
+            .meta_for::<Header>(path, "policy_gradient", "a policy-gradient learner")
+            .unwrap_err();
+        assert!(matches!(err, RlError::CheckpointMismatch { .. }), "{err}");
+        assert!(
+            err.to_string().contains("not by a policy-gradient learner"),
+            "{err}"
+        );
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Other {
+            algorithm: String,
+            missing_field: u64,
+        }
+        let err = ck.meta_for::<Other>(path, "ppo", "PPO").unwrap_err();
+        assert!(matches!(err, RlError::Checkpoint { .. }), "{err}");
+        assert!(err.to_string().contains("unreadable PPO header"), "{err}");
     }
 
     #[test]

@@ -52,5 +52,47 @@ pub enum RlError {
     Env(#[from] cinder_env::EnvError),
 }
 
+impl RlError {
+    /// `Ok` when `value` is finite, else [`RlError::NonFinite`] naming the update and the
+    /// quantity: the check a learner makes on its loss, gradient norm and parameter norm before
+    /// it goes on.
+    pub fn ensure_finite(iteration: u64, quantity: &'static str, value: f32) -> Result<()> {
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(RlError::NonFinite {
+                iteration,
+                quantity,
+                value,
+            })
+        }
+    }
+}
+
 /// `Result` with [`RlError`].
 pub type Result<T, E = RlError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_finite_names_the_update_and_the_quantity() {
+        assert!(RlError::ensure_finite(3, "loss", 0.25).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let err = RlError::ensure_finite(3, "gradient norm", bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RlError::NonFinite {
+                        iteration: 3,
+                        quantity: "gradient norm",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains("at update 3"), "{err}");
+        }
+    }
+}

@@ -35,7 +35,7 @@ use crate::advantages::{
     GroupScale, MovingAverageBaseline, explained_variance, group_relative, group_statistics,
     normalize, returns_to_go,
 };
-use crate::checkpoint::{Checkpoint, load_model, record_from_bytes, record_to_bytes};
+use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::{clip_grad_norm, parameter_norm};
 use crate::losses::{
@@ -768,12 +768,8 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             )?),
             None => None,
         };
-        let optimizer_record = record_from_bytes::<B, _>(
-            path,
-            "optimizer state",
-            checkpoint.section(path, "optimizer")?,
-            &device,
-        )?;
+        let optimizer_record =
+            checkpoint.record::<B, _>(path, "optimizer", "optimizer state", &device)?;
         let mut learner = Self::assemble(
             meta.config,
             meta.policy,
@@ -984,25 +980,13 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         for _ in 0..cfg.update_iterations {
             let terms = pg_loss(&self.model, pg_batch.clone(), &cfg)?;
             let loss_value = read(terms.loss.clone())[0];
-            if !loss_value.is_finite() {
-                return Err(RlError::NonFinite {
-                    iteration,
-                    quantity: "loss",
-                    value: loss_value,
-                });
-            }
+            RlError::ensure_finite(iteration, "loss", loss_value)?;
             let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
             // Without a limit the norm is still measured (and checked).
             let max = cfg.max_grad_norm.unwrap_or(f32::INFINITY);
             let (grads, norm) = clip_grad_norm::<B, _>(&self.model, grads, max);
             grad_norm = norm;
-            if !grad_norm.is_finite() {
-                return Err(RlError::NonFinite {
-                    iteration,
-                    quantity: "gradient norm",
-                    value: grad_norm,
-                });
-            }
+            RlError::ensure_finite(iteration, "gradient norm", grad_norm)?;
             self.model = self
                 .optimizer
                 .step(cfg.learning_rate, self.model.clone(), grads);
@@ -1013,13 +997,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             last = Some(terms);
         }
         let parameters = parameter_norm(&self.model);
-        if !parameters.is_finite() {
-            return Err(RlError::NonFinite {
-                iteration,
-                quantity: "parameter norm",
-                value: parameters,
-            });
-        }
+        RlError::ensure_finite(iteration, "parameter norm", parameters)?;
         let terms = last.expect("update_iterations >= 1");
         let scalar = |t: Tensor<B, 1>| read(t.detach())[0];
 
@@ -1105,44 +1083,23 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for Pol
             policy: self.policy_config.clone(),
             trainer: self.state.clone(),
         };
-        let meta = serde_json::to_value(&meta).map_err(|e| RlError::Checkpoint {
-            path: path.to_path_buf(),
-            reason: format!("the trainer state does not serialise: {e}"),
-        })?;
-        let mut checkpoint = Checkpoint::new(meta);
-        checkpoint.put(
-            "model",
-            record_to_bytes::<B, _>(self.model.clone().into_record())?,
-        );
+        let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
+        checkpoint.put_record::<B, _>("model", self.model.clone().into_record())?;
         if let Some(reference) = &self.reference {
-            checkpoint.put(
-                "reference",
-                record_to_bytes::<B::InnerBackend, _>(reference.clone().into_record())?,
-            );
+            checkpoint
+                .put_record::<B::InnerBackend, _>("reference", reference.clone().into_record())?;
         }
-        checkpoint.put(
-            "optimizer",
-            record_to_bytes::<B, _>(self.optimizer.to_record())?,
-        );
+        checkpoint.put_record::<B, _>("optimizer", self.optimizer.to_record())?;
         checkpoint.write_atomic(path)
     }
 }
 
 fn checkpoint_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PgCheckpointMeta> {
-    let algorithm = checkpoint.meta.get("algorithm").and_then(|a| a.as_str());
-    if algorithm != Some(ALGORITHM) {
-        return Err(RlError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason: format!(
-                "it was written by {algorithm:?}, not by a policy-gradient learner \
-                 (REINFORCE/GRPO)"
-            ),
-        });
-    }
-    PgCheckpointMeta::deserialize(&checkpoint.meta).map_err(|e| RlError::Checkpoint {
-        path: path.to_path_buf(),
-        reason: format!("unreadable policy-gradient header: {e}"),
-    })
+    checkpoint.meta_for(
+        path,
+        ALGORITHM,
+        "a policy-gradient learner (REINFORCE/GRPO)",
+    )
 }
 
 /// The configuration stored in a policy-gradient checkpoint (to rebuild its envs before

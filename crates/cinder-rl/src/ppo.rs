@@ -16,7 +16,7 @@
 //! epochs × minibatches → metrics.
 
 use crate::advantages::{bootstrap_values, explained_variance, gae, normalize};
-use crate::checkpoint::{Checkpoint, load_model, record_from_bytes, record_to_bytes};
+use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::{clip_grad_norm, parameter_norm};
 use crate::losses::{clipped_surrogate, value_loss};
@@ -369,6 +369,9 @@ struct TrainerState {
     wall_seconds: f64,
 }
 
+/// The checkpoint header's `algorithm` for PPO.
+const ALGORITHM: &str = "ppo";
+
 /// What a PPO checkpoint's header holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PpoCheckpointMeta {
@@ -527,12 +530,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             })?;
         envs.load_state(env_state)?;
         let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
-        let optimizer_record = record_from_bytes::<B, _>(
-            path,
-            "optimizer state",
-            checkpoint.section(path, "optimizer")?,
-            &device,
-        )?;
+        let optimizer_record =
+            checkpoint.record::<B, _>(path, "optimizer", "optimizer state", &device)?;
         let mut ppo = Self::assemble(meta.config, meta.policy, envs, device, model, meta.trainer)?;
         ppo.optimizer = ppo.optimizer.load_record(optimizer_record);
         Ok(ppo)
@@ -774,23 +773,11 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 )?;
                 let loss = terms.loss;
                 let loss_value = read(loss.clone())[0];
-                if !loss_value.is_finite() {
-                    return Err(RlError::NonFinite {
-                        iteration,
-                        quantity: "loss",
-                        value: loss_value,
-                    });
-                }
+                RlError::ensure_finite(iteration, "loss", loss_value)?;
                 let grads = GradientsParams::from_grads(loss.backward(), &self.model);
                 let (grads, grad_norm) =
                     clip_grad_norm::<B, _>(&self.model, grads, cfg.max_grad_norm);
-                if !grad_norm.is_finite() {
-                    return Err(RlError::NonFinite {
-                        iteration,
-                        quantity: "gradient norm",
-                        value: grad_norm,
-                    });
-                }
+                RlError::ensure_finite(iteration, "gradient norm", grad_norm)?;
                 self.model = self
                     .optimizer
                     .step(learning_rate, self.model.clone(), grads);
@@ -820,13 +807,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             }
         }
         let parameters = parameter_norm(&self.model);
-        if !parameters.is_finite() {
-            return Err(RlError::NonFinite {
-                iteration,
-                quantity: "parameter norm",
-                value: parameters,
-            });
-        }
+        RlError::ensure_finite(iteration, "parameter norm", parameters)?;
         let [pg_last, v_last, ent_last, kl_last] = match last {
             Some(tensors) => tensors.map(|t| read(t)[0]),
             None => [0.0; 4],
@@ -904,41 +885,21 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
     /// but it cannot be resumed.
     fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let meta = PpoCheckpointMeta {
-            algorithm: "ppo".into(),
+            algorithm: ALGORITHM.into(),
             config: self.config.clone(),
             policy: self.policy_config.clone(),
             trainer: self.state.clone(),
             envs: self.envs.save_state().ok(),
         };
-        let meta = serde_json::to_value(&meta).map_err(|e| RlError::Checkpoint {
-            path: path.to_path_buf(),
-            reason: format!("the trainer state does not serialise: {e}"),
-        })?;
-        let mut checkpoint = Checkpoint::new(meta);
-        checkpoint.put(
-            "model",
-            record_to_bytes::<B, _>(self.model.clone().into_record())?,
-        );
-        checkpoint.put(
-            "optimizer",
-            record_to_bytes::<B, _>(self.optimizer.to_record())?,
-        );
+        let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
+        checkpoint.put_record::<B, _>("model", self.model.clone().into_record())?;
+        checkpoint.put_record::<B, _>("optimizer", self.optimizer.to_record())?;
         checkpoint.write_atomic(path)
     }
 }
 
 fn ppo_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PpoCheckpointMeta> {
-    let algorithm = checkpoint.meta.get("algorithm").and_then(|a| a.as_str());
-    if algorithm != Some("ppo") {
-        return Err(RlError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason: format!("it was written by {algorithm:?}, not by PPO"),
-        });
-    }
-    PpoCheckpointMeta::deserialize(&checkpoint.meta).map_err(|e| RlError::Checkpoint {
-        path: path.to_path_buf(),
-        reason: format!("unreadable PPO header: {e}"),
-    })
+    checkpoint.meta_for(path, ALGORITHM, "PPO")
 }
 
 /// The configuration stored in a PPO checkpoint (to rebuild its envs before [`Ppo::resume`]).
