@@ -76,9 +76,9 @@ impl Checkpoint {
     }
 
     /// The metadata read back as a learner's header `T`, after checking that its `algorithm`
-    /// field is `algorithm`. `learner` names the learner in errors ("PPO"): a checkpoint of
-    /// another algorithm is [`RlError::CheckpointMismatch`], a header that does not parse
-    /// [`RlError::Checkpoint`].
+    /// field is `algorithm`. `learner` names the learner in errors, as a noun phrase ("PPO",
+    /// "a policy-gradient learner"): a checkpoint of another algorithm is
+    /// [`RlError::CheckpointMismatch`], a header that does not parse [`RlError::Checkpoint`].
     pub fn meta_for<T: DeserializeOwned>(
         &self,
         path: &Path,
@@ -93,7 +93,7 @@ impl Checkpoint {
             });
         }
         T::deserialize(&self.meta)
-            .map_err(|e| corrupt(path, format!("unreadable {learner} header: {e}")))
+            .map_err(|e| corrupt(path, format!("unreadable header for {learner}: {e}")))
     }
 
     /// Adds (or replaces) the section `name` holding a Burn record (a module's or an
@@ -448,7 +448,10 @@ mod tests {
         }
         let err = ck.meta_for::<Other>(path, "ppo", "PPO").unwrap_err();
         assert!(matches!(err, RlError::Checkpoint { .. }), "{err}");
-        assert!(err.to_string().contains("unreadable PPO header"), "{err}");
+        assert!(
+            err.to_string().contains("unreadable header for PPO"),
+            "{err}"
+        );
     }
 
     #[test]
