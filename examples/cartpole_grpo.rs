@@ -42,8 +42,8 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let defaults = grpo::config();
-    let kl_penalty = defaults
-        .kl_penalty
+    let reference_kl = defaults
+        .reference_kl
         .clone()
         .map(|kl| kl.with_coef(args.beta));
     let config = defaults
@@ -54,7 +54,7 @@ fn main() -> Result<()> {
             scale: GroupScale::Std,
         })
         .with_episodes_per_batch(args.group_size * args.groups)
-        .with_kl_penalty(kl_penalty);
+        .with_reference_kl(reference_kl);
     let kind = args.common.backend_kind()?;
     let run = PolicyGradientRun {
         args: args.common,

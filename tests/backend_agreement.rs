@@ -126,7 +126,8 @@ impl BackendTask for LossAndGrads {
                 .unwrap()
                 .loss;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let (grads, _) = cinder::rl::gradients::clip_grad_norm::<B, _>(&model, grads, 0.5);
+            let (grads, _) =
+                cinder::rl::gradients::clip_grad_norm::<B, _>(&model, grads, 0.5, &device);
             model = optimizer.step(2.5e-4, model, grads);
         }
         let valid = model.valid();
@@ -257,7 +258,7 @@ impl BackendTask for GrpoLossAndGrads {
                 clip_low: 0.2,
                 clip_high: 0.28,
             })
-            .with_kl_penalty(Some(
+            .with_reference_kl(Some(
                 ReferenceKlConfig::new().with_coef(0.1).with_kl(self.kl),
             ))
             .with_aggregation(aggregation);

@@ -504,7 +504,11 @@ pub fn bench_update<B: AutodiffBackend>(
             .map_err(|e| anyhow!("reading the loss: {e:?}"))?[0];
         ensure!(loss_value.is_finite(), "non-finite loss {loss_value}");
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let (grads, norm) = clip_grad_norm::<B, _>(&model, grads, config.max_grad_norm);
+        let (grads, norm) = clip_grad_norm::<B, _>(&model, grads, config.max_grad_norm, device);
+        let norm = norm
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| anyhow!("reading the gradient norm: {e:?}"))?[0];
         ensure!(norm.is_finite(), "non-finite gradient norm {norm}");
         model = optimizer.step(config.learning_rate, model.clone(), grads);
         sync::<B>(device)

@@ -192,10 +192,10 @@ impl<E: Env + Send + 'static> Erased<E> {
 }
 
 impl<E: Env> Erased<E> {
-    fn flatten(&self, obs: &E::Obs) -> Vec<f32> {
+    fn flatten(&self, obs: &E::Obs) -> Result<Vec<f32>> {
         let mut out = vec![0.0; self.obs_dim];
-        obs.write_flat(&mut out);
-        out
+        obs.write_flat(&mut out)?;
+        Ok(out)
     }
 }
 
@@ -211,7 +211,7 @@ impl<E: Env> Env for Erased<E> {
     }
     fn reset(&mut self, seed: Option<u64>) -> Result<(Vec<f32>, Info)> {
         let (obs, info) = self.inner.reset(seed)?;
-        Ok((self.flatten(&obs), info))
+        Ok((self.flatten(&obs)?, info))
     }
     fn step(&mut self, action: &Value) -> Result<Step<Vec<f32>>> {
         let expected = match self.inner.action_space() {
@@ -233,7 +233,7 @@ impl<E: Env> Env for Erased<E> {
         })?;
         let step = self.inner.step(&typed)?;
         Ok(Step {
-            obs: self.flatten(&step.obs),
+            obs: self.flatten(&step.obs)?,
             reward: step.reward,
             terminated: step.terminated,
             truncated: step.truncated,

@@ -41,6 +41,17 @@ pub enum EnvError {
         /// Its value.
         value: f32,
     },
+    /// An observation with the wrong number of elements for its observation space (a user env
+    /// whose `reset` or `step` returns a vector of another length).
+    #[error(
+        "observation has {got} elements but the observation space has {expected}: the env returns observations that do not fit its space"
+    )]
+    ObservationShape {
+        /// Elements the observation space has.
+        expected: usize,
+        /// Elements the observation had.
+        got: usize,
+    },
     /// An action of the wrong kind: a continuous action for a discrete space or the reverse.
     #[error("expected a {expected} action, got {got}")]
     ActionKind {

@@ -240,12 +240,27 @@ pub trait SpaceValue: Clone + fmt::Debug {
     /// Builds the value from a sample of its space; `None` if the kind or size does not fit.
     fn from_value(value: Value) -> Option<Self>;
 
-    /// Appends the value, flattened to floats, to `out` (a discrete value becomes one float).
-    fn write_flat(&self, out: &mut [f32]) {
+    /// Writes the value, flattened to floats, into `out` (a discrete value becomes one float).
+    /// `out` must have exactly the value's length: an observation longer or shorter than its
+    /// space is [`EnvError::ObservationShape`](crate::EnvError::ObservationShape), not a panic.
+    fn write_flat(&self, out: &mut [f32]) -> crate::Result<()> {
+        let shape_error = |got| crate::EnvError::ObservationShape {
+            expected: out.len(),
+            got,
+        };
         match self.as_value() {
-            ValueRef::Discrete(x) => out[0] = x as f32,
-            ValueRef::Continuous(x) => out[..x.len()].copy_from_slice(x),
+            ValueRef::Discrete(x) => match out {
+                [slot] => *slot = x as f32,
+                _ => return Err(shape_error(1)),
+            },
+            ValueRef::Continuous(x) => {
+                if x.len() != out.len() {
+                    return Err(shape_error(x.len()));
+                }
+                out.copy_from_slice(x);
+            }
         }
+        Ok(())
     }
 }
 
@@ -368,7 +383,21 @@ mod tests {
         );
         assert_eq!(<[f32; 2]>::from_value(Value::Continuous(vec![1.0])), None);
         let mut out = [0.0; 2];
-        [3.0f32, 4.0].write_flat(&mut out);
+        [3.0f32, 4.0].write_flat(&mut out).unwrap();
         assert_eq!(out, [3.0, 4.0]);
+        // An observation of the wrong length is an error naming both lengths, never a panic.
+        let err = vec![1.0f32; 3].write_flat(&mut out).unwrap_err();
+        assert_eq!(
+            err,
+            crate::EnvError::ObservationShape {
+                expected: 2,
+                got: 3
+            }
+        );
+        assert!(vec![1.0f32].write_flat(&mut out).is_err());
+        assert!(5usize.write_flat(&mut out).is_err());
+        let mut one = [0.0];
+        5usize.write_flat(&mut one).unwrap();
+        assert_eq!(one, [5.0]);
     }
 }

@@ -304,7 +304,8 @@ impl<E: Env> VectorEnv for SyncVectorEnv<E> {
             let (obs, info) = env
                 .reset(seed.map(|s| s.wrapping_add(i as u64)))
                 .map_err(|e| sub_env_error(i, e))?;
-            obs.write_flat(&mut b.obs[i * d..(i + 1) * d]);
+            obs.write_flat(&mut b.obs[i * d..(i + 1) * d])
+                .map_err(|e| sub_env_error(i, e))?;
             b.infos[i] = info;
         }
         b.after_reset();
@@ -319,7 +320,8 @@ impl<E: Env> VectorEnv for SyncVectorEnv<E> {
             let row = i * d..(i + 1) * d;
             if b.resets_now(self.mode, i) {
                 let (obs, info) = env.reset(None).map_err(|e| sub_env_error(i, e))?;
-                obs.write_flat(&mut b.obs[row]);
+                obs.write_flat(&mut b.obs[row])
+                    .map_err(|e| sub_env_error(i, e))?;
                 b.record_next_step_reset(i, info);
                 continue;
             }
@@ -331,12 +333,17 @@ impl<E: Env> VectorEnv for SyncVectorEnv<E> {
             b.infos[i] = step.info;
             match self.mode {
                 AutoresetMode::SameStep if done => {
-                    step.obs.write_flat(&mut b.final_obs[row.clone()]);
+                    step.obs
+                        .write_flat(&mut b.final_obs[row.clone()])
+                        .map_err(|e| sub_env_error(i, e))?;
                     let (obs, _reset_info) = env.reset(None).map_err(|e| sub_env_error(i, e))?;
-                    obs.write_flat(&mut b.obs[row]);
+                    obs.write_flat(&mut b.obs[row])
+                        .map_err(|e| sub_env_error(i, e))?;
                 }
                 _ => {
-                    step.obs.write_flat(&mut b.obs[row]);
+                    step.obs
+                        .write_flat(&mut b.obs[row])
+                        .map_err(|e| sub_env_error(i, e))?;
                     b.autoreset[i] = done;
                 }
             }

@@ -10,22 +10,57 @@
 //!
 //! Both are summarised by [`bootstrap_values`], which the estimators take as input.
 
+/// Checks that rollout-shaped slices fit together: `num_envs >= 1`, every slice of `len`
+/// entries, and `len` a whole number of steps of `num_envs` envs.
+fn check_rollout(num_envs: usize, len: usize, slices: &[(&str, usize)]) -> crate::Result<()> {
+    if num_envs == 0 {
+        return Err(crate::RlError::InvalidInput(
+            "num_envs is 0: a rollout needs at least one env".into(),
+        ));
+    }
+    if len % num_envs != 0 {
+        return Err(crate::RlError::InvalidInput(format!(
+            "{len} entries are not a whole number of steps of {num_envs} envs"
+        )));
+    }
+    for &(name, got) in slices {
+        if got != len {
+            return Err(crate::RlError::InvalidInput(format!(
+                "{name} has {got} entries, the rollout has {len}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The value to bootstrap from after each step, `[num_steps, num_envs]`:
 /// 0 where the step terminated, `final_values` where it was truncated (the critic's value of the
 /// real last observation), otherwise the value of the next observation (`values[t + 1]`, or
-/// `last_values` after the final step).
+/// `last_values` after the final step). `num_envs` is `last_values.len()`.
 ///
 /// `final_values` is read only where `truncated && !terminated`.
+///
+/// Errors ([`crate::RlError::InvalidInput`]): no envs (`last_values` empty), slices of
+/// different lengths, or a length that is not a whole number of steps.
 pub fn bootstrap_values(
     values: &[f32],
     last_values: &[f32],
     final_values: &[f32],
     terminated: &[bool],
     truncated: &[bool],
-) -> Vec<f32> {
+) -> crate::Result<Vec<f32>> {
     let num_envs = last_values.len();
     let len = values.len();
-    (0..len)
+    check_rollout(
+        num_envs,
+        len,
+        &[
+            ("final_values", final_values.len()),
+            ("terminated", terminated.len()),
+            ("truncated", truncated.len()),
+        ],
+    )?;
+    Ok((0..len)
         .map(|i| {
             if terminated[i] {
                 0.0
@@ -37,7 +72,7 @@ pub fn bootstrap_values(
                 last_values[i + num_envs - len]
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Generalised advantage estimation, GAE(γ, λ) (Schulman et al. 2016):
@@ -49,6 +84,9 @@ pub fn bootstrap_values(
 /// Returns `(advantages, returns)` with the value targets `returns = advantages + values`.
 ///
 /// `λ = 0` gives one-step TD errors, `λ = 1` Monte-Carlo returns minus the baseline.
+///
+/// Errors ([`crate::RlError::InvalidInput`]): `num_envs == 0`, slices of different lengths, or
+/// a length that is not a whole number of steps.
 pub fn gae(
     rewards: &[f32],
     values: &[f32],
@@ -57,8 +95,17 @@ pub fn gae(
     num_envs: usize,
     gamma: f32,
     lambda: f32,
-) -> (Vec<f32>, Vec<f32>) {
+) -> crate::Result<(Vec<f32>, Vec<f32>)> {
     let len = rewards.len();
+    check_rollout(
+        num_envs,
+        len,
+        &[
+            ("values", values.len()),
+            ("bootstrap", bootstrap.len()),
+            ("dones", dones.len()),
+        ],
+    )?;
     let mut advantages = vec![0.0f32; len];
     let mut next_advantage = vec![0.0f32; num_envs];
     for i in (0..len).rev() {
@@ -70,20 +117,28 @@ pub fn gae(
         next_advantage[e] = advantage;
     }
     let returns = advantages.iter().zip(values).map(|(a, v)| a + v).collect();
-    (advantages, returns)
+    Ok((advantages, returns))
 }
 
 /// Discounted returns-to-go, `G_t = r_t + γ · (done_t ? bootstrap_t : G_{t+1})`, cut at episode
 /// ends (REINFORCE's Monte-Carlo return; with `bootstrap = 0` at terminations and after the last
 /// step it is the plain `Σ_k γ^k r_{t+k}` of each episode).
+///
+/// Errors ([`crate::RlError::InvalidInput`]): `num_envs == 0`, slices of different lengths, or
+/// a length that is not a whole number of steps.
 pub fn returns_to_go(
     rewards: &[f32],
     bootstrap: &[f32],
     dones: &[bool],
     num_envs: usize,
     gamma: f32,
-) -> Vec<f32> {
+) -> crate::Result<Vec<f32>> {
     let len = rewards.len();
+    check_rollout(
+        num_envs,
+        len,
+        &[("bootstrap", bootstrap.len()), ("dones", dones.len())],
+    )?;
     let mut returns = vec![0.0f32; len];
     let mut next_return: Vec<f32> = vec![0.0; num_envs];
     for i in (0..len).rev() {
@@ -97,7 +152,7 @@ pub fn returns_to_go(
         returns[i] = rewards[i] + gamma * future;
         next_return[e] = returns[i];
     }
-    returns
+    Ok(returns)
 }
 
 /// `(x − mean) / (std + 1e-8)` over the slice, with the sample standard deviation (Bessel's
@@ -203,8 +258,12 @@ pub fn group_statistics(rewards: &[f64], group_size: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// An exponential moving average of episode returns, REINFORCE's simplest baseline:
+/// An exponential moving average of returns, REINFORCE's simplest baseline:
 /// `b ← b + α (mean(returns) − b)` after each batch, starting at the first batch's mean.
+///
+/// What is averaged is whatever [`MovingAverageBaseline::update`] is given. The policy-gradient
+/// learner gives it the per-step returns-to-go `G_t` of every step of the batch (the quantity
+/// the baseline is subtracted from), not one return per episode: long episodes weigh more.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MovingAverageBaseline {
     /// The smoothing factor α in (0, 1].
@@ -228,7 +287,8 @@ impl MovingAverageBaseline {
         self.value.unwrap_or(0.0)
     }
 
-    /// Folds in a batch of returns (an empty batch changes nothing).
+    /// Folds in a batch of returns (the learner passes per-step returns-to-go; an empty batch
+    /// changes nothing).
     pub fn update(&mut self, returns: &[f64]) {
         if returns.is_empty() {
             return;
@@ -268,13 +328,15 @@ mod tests {
                 let values = [0.0; 4];
                 let terminated = [false, false, false, true];
                 let truncated = [false; 4];
-                let boot = bootstrap_values(&values, &[5.0], &[0.0; 4], &terminated, &truncated);
+                let boot =
+                    bootstrap_values(&values, &[5.0], &[0.0; 4], &terminated, &truncated).unwrap();
                 assert_eq!(boot, [0.0, 0.0, 0.0, 0.0]);
-                let (adv, ret) = gae(&rewards, &values, &boot, &terminated, 1, gamma, lambda);
+                let (adv, ret) =
+                    gae(&rewards, &values, &boot, &terminated, 1, gamma, lambda).unwrap();
                 let gl = gamma * lambda;
                 close(&adv, &[gl.powi(3), gl.powi(2), gl, 1.0]);
                 close(&ret, &adv);
-                let g = returns_to_go(&rewards, &boot, &terminated, 1, gamma);
+                let g = returns_to_go(&rewards, &boot, &terminated, 1, gamma).unwrap();
                 close(&g, &[gamma.powi(3), gamma.powi(2), gamma, 1.0]);
             }
         }
@@ -297,9 +359,10 @@ mod tests {
                     .collect();
                 let final_values = [0.0, 0.0, 10.0, 0.0, 0.0, 0.0];
                 let last = [4.0, 99.0];
-                let boot = bootstrap_values(&values, &last, &final_values, &terminated, &truncated);
+                let boot = bootstrap_values(&values, &last, &final_values, &terminated, &truncated)
+                    .unwrap();
                 assert_eq!(boot, [0.5, 0.25, 10.0, 0.75, 4.0, 0.0]);
-                let (adv, ret) = gae(&rewards, &values, &boot, &dones, 2, gamma, lambda);
+                let (adv, ret) = gae(&rewards, &values, &boot, &dones, 2, gamma, lambda).unwrap();
                 // By hand, env 0: t=2 new episode: δ = 1 + γ·4 − 3; t=1 truncated: δ = 1 + γ·10 − 0.5
                 // with no carry; t=0: δ = 1 + γ·0.5 − 0.5, carry A_1.
                 let a0_2 = 1.0 + gamma * 4.0 - 3.0;
@@ -334,9 +397,10 @@ mod tests {
             &final_values,
             &terminated,
             &truncated,
-        );
-        let (adv, _) = gae(&rewards, &values, &boot, &dones, 2, 0.95, 1.0);
-        let g = returns_to_go(&rewards, &boot, &dones, 2, 0.95);
+        )
+        .unwrap();
+        let (adv, _) = gae(&rewards, &values, &boot, &dones, 2, 0.95, 1.0).unwrap();
+        let g = returns_to_go(&rewards, &boot, &dones, 2, 0.95).unwrap();
         let expected: Vec<f32> = g.iter().zip(&values).map(|(g, v)| g - v).collect();
         close(&adv, &expected);
     }
@@ -359,17 +423,19 @@ mod tests {
 
     #[test]
     fn group_relative_matches_trl() {
-        // Values computed with PyTorch as TRL does:
-        // r = tensor([1., 0., 0., 1., 3., 3., 3., 3.]).view(-1, 4)
-        // (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)
+        // TRL: (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4), torch's std being
+        // the sample std. The expected values were computed with Python's `statistics.stdev`
+        // (also the sample std), independently of this crate:
+        // [(x - mean(g)) / (stdev(g) + 1e-4) for x in g] for g = [1, 0, 0, 1].
         let r = [1.0, 0.0, 0.0, 1.0, 3.0, 3.0, 3.0, 3.0];
         let a = group_relative(&r, 4, GroupScale::Std).unwrap();
-        let std = (1.0f64 / 3.0).sqrt(); // sample std of [1, 0, 0, 1]
-        let expected = 0.5 / (std + 1e-4);
-        for (got, want) in a[..4]
-            .iter()
-            .zip([expected, -expected, -expected, expected])
-        {
+        let expected = [
+            0.8658754297607016,
+            -0.8658754297607016,
+            -0.8658754297607016,
+            0.8658754297607016,
+        ];
+        for (got, want) in a[..4].iter().zip(expected) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         }
         // An all-equal group: zero advantages, never NaN.
@@ -386,6 +452,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("whole number of groups"), "{err}");
+    }
+
+    #[test]
+    fn mismatched_rollouts_are_errors_not_panics() {
+        let err = |r: crate::Result<Vec<f32>>| r.unwrap_err().to_string();
+        // No envs.
+        assert!(
+            err(bootstrap_values(&[1.0], &[], &[0.0], &[false], &[false]))
+                .contains("num_envs is 0")
+        );
+        assert!(gae(&[1.0], &[1.0], &[1.0], &[false], 0, 0.9, 0.9).is_err());
+        assert!(err(returns_to_go(&[1.0], &[1.0], &[false], 0, 0.9)).contains("num_envs is 0"));
+        // Unequal lengths, each named.
+        let e = err(bootstrap_values(
+            &[1.0, 2.0],
+            &[0.0],
+            &[0.0],
+            &[false; 2],
+            &[false; 2],
+        ));
+        assert!(
+            e.contains("final_values has 1 entries, the rollout has 2"),
+            "{e}"
+        );
+        let e = gae(&[1.0, 2.0], &[1.0], &[1.0, 1.0], &[false; 2], 1, 0.9, 0.9).unwrap_err();
+        assert!(e.to_string().contains("values has 1 entries"), "{e}");
+        let e = err(returns_to_go(&[1.0, 2.0], &[1.0, 1.0], &[false; 3], 1, 0.9));
+        assert!(e.contains("dones has 3 entries"), "{e}");
+        // Not a whole number of steps.
+        let e = err(returns_to_go(&[1.0; 3], &[1.0; 3], &[false; 3], 2, 0.9));
+        assert!(e.contains("not a whole number of steps of 2 envs"), "{e}");
     }
 
     #[test]

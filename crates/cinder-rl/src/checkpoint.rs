@@ -1,8 +1,8 @@
 //! Checkpoint files: one file per checkpoint, written atomically, checked before it is decoded.
 //!
 //! A checkpoint holds a JSON header (what wrote it, the policy's architecture, the trainer's
-//! state: counters, random generators, env states) and binary sections (the policy and the
-//! optimiser, recorded with Burn's [`BinBytesRecorder`] at full precision). Layout:
+//! state: counters, random generators, env states) and binary sections (the policy's parameters
+//! and Adam's moments, in this module's own tensor encoding at full precision). Layout:
 //!
 //! ```text
 //! b"CINDERCK" | format version (u32 LE) | header length (u64 LE) | header JSON | sections...
@@ -12,13 +12,21 @@
 //! file is reported as such instead of being fed to the decoder. Files are written to a
 //! temporary name in the same folder, flushed to disk, then renamed over the old checkpoint: a
 //! crash mid-write leaves the last good checkpoint intact.
+//!
+//! A tensor section is a count, then per tensor its rank, dimensions and `f32` values (little
+//! endian). It is decoded without any panicking path (no Burn recorder, whose decoder unwraps):
+//! every length is checked against the bytes left and every tensor's shape against the
+//! parameter it is loaded into, before a tensor is made. Any byte string, even one crafted to
+//! pass the checksum, gives a typed error or a policy of the expected architecture.
 
 use crate::error::{Result, RlError};
 use crate::policy::{ActorCritic, ActorCriticConfig};
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Record, Recorder};
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::record::AdaptorRecord;
+use burn::optim::{Adam, AdamState, AdaptiveMomentumState, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -26,7 +34,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CINDERCK";
-const FORMAT_VERSION: u32 = 1;
+/// 2: tensors in this module's own encoding (1 used Burn's `BinBytesRecorder`).
+const FORMAT_VERSION: u32 = 2;
 
 /// Where a section sits in the file and how to check it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,22 +105,47 @@ impl Checkpoint {
             .map_err(|e| corrupt(path, format!("unreadable header for {learner}: {e}")))
     }
 
-    /// Adds (or replaces) the section `name` holding a Burn record (a module's or an
-    /// optimiser's), encoded by [`record_to_bytes`].
-    pub fn put_record<B: Backend, R: Record<B>>(&mut self, name: &str, record: R) -> Result<()> {
-        self.put(name, record_to_bytes::<B, R>(record)?);
-        Ok(())
+    /// Adds (or replaces) the section `name` holding `module`'s float parameters
+    /// ([`module_to_bytes`]).
+    pub fn put_module<B: Backend, M: Module<B>>(&mut self, name: &str, module: &M) {
+        self.put(name, module_to_bytes::<B, M>(module));
     }
 
-    /// Decodes the section `name` as a Burn record on `device` (`what` names it in errors).
-    pub fn record<B: Backend, R: Record<B>>(
+    /// Loads the section `name` into `skeleton`, a module of the expected architecture
+    /// ([`module_from_bytes`]; `what` names it in errors).
+    pub fn module<B: Backend, M: Module<B>>(
         &self,
         path: &Path,
         name: &str,
         what: &str,
+        skeleton: M,
         device: &B::Device,
-    ) -> Result<R> {
-        record_from_bytes::<B, R>(path, what, self.section(path, name)?, device)
+    ) -> Result<M> {
+        module_from_bytes(path, what, self.section(path, name)?, skeleton, device)
+    }
+
+    /// Adds (or replaces) the section `name` holding Adam's state for `model`'s parameters
+    /// ([`adam_to_bytes`]).
+    pub fn put_adam<B: AutodiffBackend, M: AutodiffModule<B>>(
+        &mut self,
+        name: &str,
+        model: &M,
+        optimizer: &OptimizerAdaptor<Adam, M, B>,
+    ) {
+        self.put(name, adam_to_bytes(model, optimizer));
+    }
+
+    /// Restores Adam's state for `model` from the section `name` into `optimizer`
+    /// ([`adam_from_bytes`]).
+    pub fn adam<B: AutodiffBackend, M: AutodiffModule<B>>(
+        &self,
+        path: &Path,
+        name: &str,
+        model: &M,
+        optimizer: OptimizerAdaptor<Adam, M, B>,
+        device: &B::Device,
+    ) -> Result<OptimizerAdaptor<Adam, M, B>> {
+        adam_from_bytes(path, self.section(path, name)?, model, optimizer, device)
     }
 
     /// Adds (or replaces) a binary section.
@@ -241,40 +275,323 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(io)
 }
 
-/// Records a Burn record (a module's or an optimiser's) to bytes at full precision.
-pub fn record_to_bytes<B: Backend, R: Record<B>>(record: R) -> Result<Vec<u8>> {
-    BinBytesRecorder::<FullPrecisionSettings>::default()
-        .record(record, ())
-        .map_err(|e| RlError::Checkpoint {
-            path: PathBuf::new(),
-            reason: format!("cannot record: {e}"),
-        })
+/// Appends one tensor: rank (u8), dimensions (u64 each), values (f32), little endian.
+fn write_tensor(out: &mut Vec<u8>, dims: &[usize], values: &[f32]) {
+    out.push(dims.len() as u8);
+    for &d in dims {
+        out.extend_from_slice(&(d as u64).to_le_bytes());
+    }
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
-/// Decodes a Burn record from bytes written by [`record_to_bytes`]. The bytes must have passed
-/// the checksum of [`Checkpoint::read`]; a decoder failure (a record of another structure) is
-/// reported as an error, not a panic.
-pub fn record_from_bytes<B: Backend, R: Record<B>>(
+/// A float tensor's values on the host, as `f32`.
+fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// Reads a tensor section, checking every length against the bytes left before it allocates.
+struct SectionReader<'a> {
+    bytes: &'a [u8],
+    path: &'a Path,
+    what: &'a str,
+}
+
+impl<'a> SectionReader<'a> {
+    fn error(&self, reason: impl std::fmt::Display) -> RlError {
+        corrupt(
+            self.path,
+            format!("cannot decode the {}: {reason}", self.what),
+        )
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.bytes.len() {
+            return Err(self.error("it ends early"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// A tensor that must have exactly the dimensions `expected`.
+    fn tensor(&mut self, expected: &[usize], name: &str) -> Result<Vec<f32>> {
+        let rank = usize::from(self.u8()?);
+        let mut dims = Vec::with_capacity(rank.min(8));
+        for _ in 0..rank {
+            dims.push(self.u64()?);
+        }
+        let fits =
+            dims.len() == expected.len() && dims.iter().zip(expected).all(|(&d, &e)| d == e as u64);
+        if !fits {
+            return Err(RlError::CheckpointMismatch {
+                path: self.path.to_path_buf(),
+                reason: format!(
+                    "parameter shapes differ: the {} holds {name} of shape {dims:?} where this \
+                     policy has {expected:?}",
+                    self.what
+                ),
+            });
+        }
+        let count: usize = expected.iter().product();
+        let raw = self.take(
+            count
+                .checked_mul(4)
+                .ok_or_else(|| self.error("huge tensor"))?,
+        )?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(format!("{} unexpected trailing bytes", self.bytes.len())))
+        }
+    }
+}
+
+/// A module's float parameters (in visiting order) as bytes: their count, then each tensor.
+pub fn module_to_bytes<B: Backend, M: Module<B>>(module: &M) -> Vec<u8> {
+    struct Encode(Vec<u8>, u64);
+    impl<B: Backend> ModuleVisitor<B> for Encode {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let tensor = param.val();
+            let dims = tensor.dims();
+            write_tensor(&mut self.0, &dims, &host_values(tensor));
+            self.1 += 1;
+        }
+    }
+    let mut encode = Encode(Vec::new(), 0);
+    module.visit(&mut encode);
+    let mut out = encode.1.to_le_bytes().to_vec();
+    out.extend_from_slice(&encode.0);
+    out
+}
+
+/// Loads parameters written by [`module_to_bytes`] into `skeleton` (a module of the expected
+/// architecture, e.g. freshly built from the checkpoint's config), keeping its parameter ids.
+/// Every tensor's shape is checked against the parameter it replaces before the tensor is
+/// made: bytes of another architecture are [`RlError::CheckpointMismatch`], malformed bytes
+/// [`RlError::Checkpoint`]; nothing panics.
+pub fn module_from_bytes<B: Backend, M: Module<B>>(
     path: &Path,
     what: &str,
     bytes: &[u8],
+    skeleton: M,
     device: &B::Device,
-) -> Result<R> {
-    let bytes = bytes.to_vec();
-    let device = device.clone();
-    // Burn's byte recorder unwraps its decoder's result; keep a malformed section from
-    // aborting the program.
-    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        BinBytesRecorder::<FullPrecisionSettings>::default().load::<R>(bytes, &device)
-    }));
-    match loaded {
-        Ok(Ok(record)) => Ok(record),
-        Ok(Err(e)) => Err(corrupt(path, format!("cannot decode the {what}: {e}"))),
-        Err(_) => Err(corrupt(
-            path,
-            format!("cannot decode the {what}: it was written for another structure"),
-        )),
+) -> Result<M> {
+    let mut reader = SectionReader { bytes, path, what };
+    let count = reader.u64()?;
+    let expected = parameter_shapes::<B, M>(&skeleton);
+    if count != expected.len() as u64 {
+        return Err(RlError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the {what} has {count} parameter tensors where this policy has {}",
+                expected.len()
+            ),
+        });
     }
+    struct Load<'r, 'a, B: Backend> {
+        reader: &'r mut SectionReader<'a>,
+        device: B::Device,
+        index: usize,
+        error: Option<RlError>,
+    }
+    impl<B: Backend> ModuleMapper<B> for Load<'_, '_, B> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, tensor, mapper) = param.consume();
+            if self.error.is_some() {
+                return Param::from_mapped_value(id, tensor, mapper);
+            }
+            let dims = tensor.dims();
+            let name = format!("parameter {}", self.index);
+            self.index += 1;
+            match self.reader.tensor(&dims, &name) {
+                Ok(values) => {
+                    let loaded =
+                        Tensor::<B, D>::from_data(TensorData::new(values, dims), &self.device)
+                            .set_require_grad(tensor.is_require_grad());
+                    Param::from_mapped_value(id, loaded, mapper)
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    Param::from_mapped_value(id, tensor, mapper)
+                }
+            }
+        }
+    }
+    let mut load = Load::<B> {
+        reader: &mut reader,
+        device: device.clone(),
+        index: 0,
+        error: None,
+    };
+    let module = skeleton.map(&mut load);
+    if let Some(e) = load.error {
+        return Err(e);
+    }
+    reader.finish()?;
+    Ok(module)
+}
+
+/// Adam's state for each of `model`'s float parameters (in visiting order) as bytes: the
+/// parameter count, then per parameter a flag (0: no state yet, 1: state, 2: state with the
+/// AMSGrad maximum), the step count and the moment tensors.
+pub fn adam_to_bytes<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    optimizer: &OptimizerAdaptor<Adam, M, B>,
+) -> Vec<u8> {
+    struct Encode<B: AutodiffBackend> {
+        records: std::collections::HashMap<ParamId, AdaptorRecord<Adam, B>>,
+        out: Vec<u8>,
+        count: u64,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Encode<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.count += 1;
+            let Some(record) = self.records.remove(&param.id) else {
+                self.out.push(0);
+                return;
+            };
+            let state: AdamState<B::InnerBackend, D> = record.into_state();
+            let m = state.momentum;
+            self.out.push(if m.max_moment_2.is_some() { 2 } else { 1 });
+            self.out.extend_from_slice(&(m.time as u64).to_le_bytes());
+            for tensor in [Some(m.moment_1), Some(m.moment_2), m.max_moment_2]
+                .into_iter()
+                .flatten()
+            {
+                let dims = tensor.dims();
+                write_tensor(&mut self.out, &dims, &host_values(tensor));
+            }
+        }
+    }
+    let mut encode = Encode::<B> {
+        records: optimizer.to_record().into_iter().collect(),
+        out: Vec::new(),
+        count: 0,
+    };
+    model.visit(&mut encode);
+    let mut out = encode.count.to_le_bytes().to_vec();
+    out.extend_from_slice(&encode.out);
+    out
+}
+
+/// Restores Adam's state written by [`adam_to_bytes`] for `model`'s parameters into
+/// `optimizer`, checking every moment's shape against its parameter; errors like
+/// [`module_from_bytes`], never a panic.
+pub fn adam_from_bytes<B: AutodiffBackend, M: AutodiffModule<B>>(
+    path: &Path,
+    bytes: &[u8],
+    model: &M,
+    optimizer: OptimizerAdaptor<Adam, M, B>,
+    device: &B::Device,
+) -> Result<OptimizerAdaptor<Adam, M, B>> {
+    let what = "optimizer state";
+    let mut reader = SectionReader { bytes, path, what };
+    let count = reader.u64()?;
+    let expected = parameter_shapes::<B, M>(model).len() as u64;
+    if count != expected {
+        return Err(RlError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the {what} covers {count} parameter tensors where this policy has {expected}"
+            ),
+        });
+    }
+    struct Decode<'r, 'a, B: AutodiffBackend, M: AutodiffModule<B>> {
+        reader: &'r mut SectionReader<'a>,
+        device: B::Device,
+        records: <OptimizerAdaptor<Adam, M, B> as Optimizer<M, B>>::Record,
+        index: usize,
+        error: Option<RlError>,
+    }
+    impl<B: AutodiffBackend, M: AutodiffModule<B>> Decode<'_, '_, B, M> {
+        fn state<const D: usize>(
+            &mut self,
+            dims: [usize; D],
+        ) -> Result<Option<AdamState<B::InnerBackend, D>>> {
+            let flag = self.reader.u8()?;
+            if flag == 0 {
+                return Ok(None);
+            }
+            if flag > 2 {
+                return Err(self.reader.error(format!("unknown state flag {flag}")));
+            }
+            let time = usize::try_from(self.reader.u64()?)
+                .map_err(|_| self.reader.error("step count out of range"))?;
+            let name = format!("moment of parameter {}", self.index);
+            let mut moment = || -> Result<Tensor<B::InnerBackend, D>> {
+                let values = self.reader.tensor(&dims, &name)?;
+                Ok(Tensor::from_data(
+                    TensorData::new(values, dims),
+                    &self.device,
+                ))
+            };
+            let moment_1 = moment()?;
+            let moment_2 = moment()?;
+            let max_moment_2 = if flag == 2 { Some(moment()?) } else { None };
+            Ok(Some(AdamState {
+                momentum: AdaptiveMomentumState {
+                    time,
+                    moment_1,
+                    moment_2,
+                    max_moment_2,
+                },
+            }))
+        }
+    }
+    impl<B: AutodiffBackend, M: AutodiffModule<B>> ModuleVisitor<B> for Decode<'_, '_, B, M> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if self.error.is_some() {
+                return;
+            }
+            let dims: [usize; D] = param.val().dims();
+            match self.state::<D>(dims) {
+                Ok(Some(state)) => {
+                    self.records
+                        .insert(param.id, AdaptorRecord::from_state(state));
+                }
+                Ok(None) => {}
+                Err(e) => self.error = Some(e),
+            }
+            self.index += 1;
+        }
+    }
+    let mut decode = Decode::<B, M> {
+        reader: &mut reader,
+        device: device.clone(),
+        records: Default::default(),
+        index: 0,
+        error: None,
+    };
+    model.visit(&mut decode);
+    if let Some(e) = decode.error {
+        return Err(e);
+    }
+    let records = decode.records;
+    reader.finish()?;
+    Ok(optimizer.load_record(records))
 }
 
 /// The shapes of a module's float parameters, in visiting order.
@@ -288,25 +605,6 @@ pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>>
     let mut shapes = Shapes(Vec::new());
     module.visit(&mut shapes);
     shapes.0
-}
-
-/// Loads `record` into `module` and checks that every parameter kept its shape (Burn's
-/// `load_record` does not), so that a checkpoint of another architecture is an error.
-pub fn load_module_checked<B: Backend, M: Module<B>>(
-    path: &Path,
-    module: M,
-    record: M::Record,
-) -> Result<M> {
-    let expected = parameter_shapes(&module);
-    let loaded = module.load_record(record);
-    let got = parameter_shapes(&loaded);
-    if expected != got {
-        return Err(RlError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason: format!("parameter shapes {got:?} where this policy has {expected:?}"),
-        });
-    }
-    Ok(loaded)
 }
 
 /// The ids of a module's float parameters (the optimiser's state is keyed by them).
@@ -332,8 +630,7 @@ pub(crate) fn load_model<Bk: Backend>(
     device: &Bk::Device,
 ) -> Result<ActorCritic<Bk>> {
     let skeleton = policy.init::<Bk>(device)?;
-    let record = checkpoint.record::<Bk, _>(path, section, section, device)?;
-    load_module_checked(path, skeleton, record)
+    checkpoint.module(path, section, section, skeleton, device)
 }
 
 /// Loads the policy of any Cinder training checkpoint (PPO, REINFORCE, GRPO...) on any backend,
@@ -366,8 +663,7 @@ pub fn load_policy_into<Bk: Backend>(
 ) -> Result<ActorCritic<Bk>> {
     let path = path.as_ref();
     let checkpoint = Checkpoint::read(path)?;
-    let record = checkpoint.record::<Bk, _>(path, "model", "policy", device)?;
-    load_module_checked(path, model, record)
+    checkpoint.module(path, "model", "policy", model, device)
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ pub enum RlError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// Data given to a function does not fit together: slices of unequal length, zero envs, a
+    /// length that is not a whole number of rows.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// The env's spaces are of a kind the policy cannot handle.
     #[error("unsupported space: {0}")]
     UnsupportedSpace(String),

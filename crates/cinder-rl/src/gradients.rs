@@ -23,16 +23,33 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B::InnerBackend> {
     }
 }
 
-struct Scale<'a> {
+struct Scale<'a, B: Backend> {
     grads: &'a mut GradientsParams,
-    factor: f32,
+    factor: Tensor<B, 1>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, B::InnerBackend> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            self.grads.register(param.id, g.mul_scalar(self.factor));
+            let factor = self.factor.clone().reshape([1; D]);
+            self.grads.register(param.id, g * factor);
         }
+    }
+}
+
+/// The L2 norm of all of `model`'s gradients in `grads` taken together, on the device, `[1]`
+/// (zero without gradients). Reading it is a device sync: learners keep it on the device and
+/// read their diagnostics once per update.
+pub fn global_grad_norm_tensor<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &GradientsParams,
+    device: &B::Device,
+) -> Tensor<B::InnerBackend, 1> {
+    let mut visitor = SquaredNorm::<B::InnerBackend> { grads, total: None };
+    model.visit(&mut visitor);
+    match visitor.total {
+        Some(total) => total.sqrt(),
+        None => Tensor::zeros([1], device),
     }
 }
 
@@ -47,23 +64,31 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
         Some(total) => total
             .into_data()
             .to_vec::<f32>()
-            .map_or(f32::NAN, |v| v[0].sqrt()),
+            .map_or(f32::NAN, |v| v.first().map_or(f32::NAN, |x| x.sqrt())),
         None => 0.0,
     }
 }
 
-/// Scales all gradients by `min(1, max_norm / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`).
-/// Returns the norm before clipping, which may be NaN or infinite: check it before stepping.
+/// Scales all gradients by `min(1, max_norm / (norm + 1e-6))` (PyTorch's `clip_grad_norm_`),
+/// entirely on the device: nothing is read back. Returns the norm before clipping, `[1]`, which
+/// may be NaN or infinite (then so are the clipped gradients): learners check it, with their
+/// loss, once per update. An infinite `max_norm` measures the norm without scaling.
 pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     grads: GradientsParams,
     max_norm: f32,
-) -> (GradientsParams, f32) {
+    device: &B::Device,
+) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
     let mut grads = grads;
-    let norm = global_grad_norm::<B, M>(model, &grads);
-    let factor = max_norm / (norm + 1e-6);
-    if norm.is_finite() && factor < 1.0 {
-        let mut visitor = Scale {
+    let norm = global_grad_norm_tensor::<B, M>(model, &grads, device);
+    if max_norm.is_finite() {
+        let factor = norm
+            .clone()
+            .add_scalar(1e-6)
+            .recip()
+            .mul_scalar(max_norm)
+            .clamp_max(1.0);
+        let mut visitor = Scale::<B::InnerBackend> {
             grads: &mut grads,
             factor,
         };
@@ -86,19 +111,31 @@ impl<B: Backend> ModuleVisitor<B> for ParamSquares<B> {
     }
 }
 
-/// The L2 norm of all of `module`'s float parameters together (read back once): NaN or
+/// The L2 norm of all of `module`'s float parameters together, on the device, `[1]`: NaN or
 /// infinite as soon as one parameter is.
-pub fn parameter_norm<B: Backend, M: burn::module::Module<B>>(module: &M) -> f32 {
+pub fn parameter_norm_tensor<B: Backend, M: burn::module::Module<B>>(
+    module: &M,
+    device: &B::Device,
+) -> Tensor<B, 1> {
     let mut visitor = ParamSquares::<B> { total: None };
     module.visit(&mut visitor);
     match visitor.total {
-        Some(total) => total
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_or(f32::NAN, |v| v[0].sqrt()),
-        None => 0.0,
+        Some(total) => total.sqrt(),
+        None => Tensor::zeros([1], device),
     }
+}
+
+/// The L2 norm of all of `module`'s float parameters together (read back once): NaN or
+/// infinite as soon as one parameter is.
+pub fn parameter_norm<B: Backend, M: burn::module::Module<B>>(
+    module: &M,
+    device: &B::Device,
+) -> f32 {
+    parameter_norm_tensor(module, device)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_or(f32::NAN, |v| v.first().copied().unwrap_or(f32::NAN))
 }
 
 #[cfg(test)]
@@ -141,14 +178,15 @@ mod tests {
         let grads = grads_of(&model, 100.0);
         let before = norm_by_hand(&model, &grads);
         assert!(before > 1.0);
-        let (clipped, norm) = clip_grad_norm::<AB, _>(&model, grads, 0.5);
+        let (clipped, norm) = clip_grad_norm::<AB, _>(&model, grads, 0.5, &Default::default());
+        let norm = norm.into_data().to_vec::<f32>().unwrap()[0];
         assert!((norm - before).abs() / before < 1e-5);
         let after = norm_by_hand(&model, &clipped);
         assert!((after - 0.5).abs() < 1e-4, "{after}");
 
         let small = grads_of(&model, 1e-4);
         let small_norm = norm_by_hand(&model, &small);
-        let (unchanged, _) = clip_grad_norm::<AB, _>(&model, small, 1e3);
+        let (unchanged, _) = clip_grad_norm::<AB, _>(&model, small, 1e3, &Default::default());
         assert!((norm_by_hand(&model, &unchanged) - small_norm).abs() < 1e-9);
     }
 }

@@ -4,8 +4,8 @@
 //! return (one reward per trajectory), and every step of an episode gets its group-relative
 //! advantage `(R_i − mean(R)) / (std(R) + 1e-4)` (TRL's `GRPOTrainer`: sample std, ε = 1e-4).
 //! The clipped ratio is optimised for `update_iterations` steps on the same batch, with a
-//! penalty `β · KL(π_θ ‖ π_ref)` (k3 by default) towards a frozen reference policy; there is no
-//! critic.
+//! penalty `β · k3` towards a frozen reference policy (as in TRL, whose k3 penalty's gradient is
+//! that of the forward KL `KL(π_ref ‖ π_θ)`; see [`KlEstimator`]); there is no critic.
 //!
 //! ```
 //! use cinder_rl::advantages::GroupScale;
@@ -17,7 +17,7 @@
 //! let config = grpo::config()
 //!     .with_advantage(AdvantageEstimator::GroupRelative { group_size: 8, scale: GroupScale::None })
 //!     .with_aggregation(LossAggregation::DrGrpo { max_length: 500 })
-//!     .with_kl_penalty(Some(
+//!     .with_reference_kl(Some(
 //!         ReferenceKlConfig::new().with_kl(ReferenceKl::Estimator(KlEstimator::K2)),
 //!     ));
 //! config.validate().unwrap();
@@ -40,7 +40,8 @@ use crate::policy_gradient::{
 /// - advantage: group-relative over groups of 8 episodes from the same start, 2 groups (16
 ///   episodes) per batch;
 /// - surrogate: clipped ratio, ε_low = ε_high = 0.2, 4 gradient steps per batch (μ = 4);
-/// - penalty: β = 0.04 (the GRPO paper's) times the k3 estimate of `KL(π_θ ‖ π_ref)`, the
+/// - penalty: β = 0.04 (the GRPO paper's) times the k3 estimate of `KL(π_θ ‖ π_ref)` as a loss
+///   term (whose expected gradient is that of the forward KL `KL(π_ref ‖ π_θ)`, as in TRL), the
 ///   reference refreshed every 10 updates;
 /// - aggregation: "grpo" (the mean over each episode's steps, then over episodes);
 /// - Adam at 3e-3 (ε = 1e-5), no gradient clipping, 64 hidden units, no critic.
@@ -56,7 +57,7 @@ pub fn config() -> PolicyGradientConfig {
             clip_high: 0.2,
         })
         .with_update_iterations(4)
-        .with_kl_penalty(Some(
+        .with_reference_kl(Some(
             ReferenceKlConfig::new()
                 .with_coef(0.04)
                 .with_kl(ReferenceKl::Estimator(KlEstimator::K3))

@@ -29,10 +29,11 @@
 //! let values = [0.5, 0.5, 0.5];
 //! let terminated = [false, false, true];
 //! let truncated = [false; 3];
-//! let bootstrap = bootstrap_values(&values, &[0.0], &[0.0; 3], &terminated, &truncated);
-//! let (advantages, returns) = gae(&rewards, &values, &bootstrap, &terminated, 1, 0.99, 0.95);
+//! let bootstrap = bootstrap_values(&values, &[0.0], &[0.0; 3], &terminated, &truncated)?;
+//! let (advantages, returns) = gae(&rewards, &values, &bootstrap, &terminated, 1, 0.99, 0.95)?;
 //! assert_eq!(advantages.len(), 3);
 //! assert!((returns[2] - 1.0).abs() < 1e-6);
+//! # Ok::<(), cinder_rl::RlError>(())
 //! ```
 
 pub mod advantages;

@@ -153,16 +153,29 @@ pub fn value_loss<B: Backend>(
     }
 }
 
-/// Schulman's estimators of `KL(π_θ ‖ π_ref)` from samples of `π_θ`, with
-/// `x = log π_ref − log π_θ`: `k1 = −x` (unbiased, can be negative), `k2 = x²/2` (biased, low
-/// variance), `k3 = exp(x) − x − 1` (unbiased and ≥ 0; GRPO's default).
+/// Schulman's estimators of `KL(π_θ ‖ π_ref)` from samples `a ~ π_θ`, with
+/// `x = log π_ref(a) − log π_θ(a)`: `k1 = −x` (unbiased, can be negative), `k2 = x²/2` (biased,
+/// low variance), `k3 = exp(x) − x − 1` (unbiased and ≥ 0).
+///
+/// As *values* all three estimate the reverse KL `KL(π_θ ‖ π_ref)`. Used as a *loss term*
+/// (differentiated through `log π_θ`, samples drawn from the current policy) their expected
+/// gradients differ (`shared/design/ALGORITHMS.md`, "What a KL penalty's gradient really is";
+/// checked by the test `kl_estimator_gradients` in `tests/kl_gradients.rs`):
+///
+/// | estimator | expected gradient as a loss term |
+/// |---|---|
+/// | k1 | **0**: `E[∇log π_θ] = 0`, the term only adds noise. Use it in the reward instead ([`crate::policy_gradient::ReferenceKlConfig::in_reward`], PPO-RLHF); the policy-gradient learner refuses k1 as a loss term. |
+/// | k2 | `∇ KL(π_θ ‖ π_ref)`, the reverse KL the penalty is written with. |
+/// | k3 | `∇ KL(π_ref ‖ π_θ)`, the **forward** KL (what TRL's GRPO trainer optimises with its k3 penalty). |
+///
+/// [`ReferenceKl::ExactCategorical`] differentiates the exact reverse KL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KlEstimator {
-    /// `−x`.
+    /// `−x`: as a loss term its expected gradient is zero.
     K1,
-    /// `x² / 2`.
+    /// `x² / 2`: as a loss term, the gradient of the reverse KL `KL(π_θ ‖ π_ref)`.
     K2,
-    /// `exp(x) − x − 1`.
+    /// `exp(x) − x − 1`: as a loss term, the gradient of the forward KL `KL(π_ref ‖ π_θ)`.
     K3,
 }
 
@@ -184,10 +197,11 @@ pub fn kl_estimate<B: Backend>(
 /// How a KL penalty to a reference policy is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReferenceKl {
-    /// A sample estimator ([`kl_estimate`]) on the actions taken.
+    /// A sample estimator ([`kl_estimate`]) on the actions taken; see [`KlEstimator`] for the
+    /// gradient each one gives.
     Estimator(KlEstimator),
     /// The exact `KL(π_θ(·|s) ‖ π_ref(·|s))` summed over the actions of a categorical policy
-    /// ([`crate::distributions::Categorical::kl`]).
+    /// ([`crate::distributions::Categorical::kl`]); its gradient is that of the reverse KL.
     ExactCategorical,
 }
 

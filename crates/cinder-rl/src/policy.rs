@@ -194,11 +194,21 @@ pub fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut NpRandom) -> Ve
     out
 }
 
-/// `tanh(x) = 1 − 2 / (exp(2x) + 1)`: the same values as `tanh` to float precision, built from
-/// `exp`, which Burn's ndarray backend vectorises (its `tanh` is scalar libm and dominated the
-/// update time; see BURN_NOTES). Saturates to ±1 without NaN for large |x|.
+/// Pre-activations are clamped to `±TANH_CLAMP` before [`tanh`]'s exponential: `tanh(15)`
+/// rounds to 1 in `f32` and `1 − tanh²(15) ≈ 3.7e-13`, so nothing representable is lost, while
+/// `exp(2x)` stays far from `f32`'s overflow at `x ≈ 44`.
+pub const TANH_CLAMP: f32 = 15.0;
+
+/// `tanh(x) = 1 − 2 / (exp(2 · clamp(x, ±15)) + 1)`: the same values as `tanh` to float
+/// precision, built from `exp`, which Burn's ndarray backend vectorises (its `tanh` is scalar
+/// libm and dominated the update time; see BURN_NOTES).
+///
+/// Finite everywhere, forward and backward: without the clamp, `exp(2x)` overflows to ∞ once
+/// `x > 44` and the backward pass multiplies ∞ by 0 (NaN gradients from unnormalised inputs of
+/// order 10²). Beyond the clamp the gradient is 0, where the true derivative is below 4e-13.
 pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.mul_scalar(2.0)
+    x.clamp(-TANH_CLAMP, TANH_CLAMP)
+        .mul_scalar(2.0)
         .exp()
         .add_scalar(1.0)
         .recip()
@@ -343,6 +353,14 @@ impl<B: Backend> ActorCritic<B> {
         Ok((log_probs, dist.entropy(), self.value(obs)))
     }
 
+    /// Floats per observation the policy takes.
+    pub fn obs_dim(&self) -> usize {
+        self.actor
+            .layers
+            .first()
+            .map_or(0, |layer| layer.weight.val().dims()[0])
+    }
+
     /// The actor network.
     pub fn actor(&self) -> &Mlp<B> {
         &self.actor
@@ -356,9 +374,13 @@ impl<B: Backend> ActorCritic<B> {
 
 /// Runs `episodes` episodes of the greedy (most likely action) policy on `env`, seeding episode
 /// `k` with `seed + k`, and returns their undiscounted returns.
+///
+/// Errors: an env without a time limit ([`cinder_env::Env::max_episode_steps`] is `None`: an
+/// episode might never end; wrap it in `TimeLimit`), an episode that runs past its time limit
+/// anyway, a policy whose input or output does not fit the env, and env errors.
 pub fn evaluate_greedy<
     Bk: Backend,
-    E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value>,
+    E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value> + ?Sized,
 >(
     model: &ActorCritic<Bk>,
     env: &mut E,
@@ -366,21 +388,43 @@ pub fn evaluate_greedy<
     seed: u64,
     device: &Bk::Device,
 ) -> Result<Vec<f64>> {
+    let limit = env.max_episode_steps().ok_or_else(|| {
+        RlError::InvalidConfig(
+            "evaluation needs episodes that end: the env has no time limit; wrap it in TimeLimit"
+                .into(),
+        )
+    })?;
+    let obs_dim = model.obs_dim();
     let mut returns = Vec::with_capacity(episodes);
     for k in 0..episodes {
-        let (mut obs, _) = env.reset(Some(seed + k as u64))?;
+        let (mut obs, _) = env.reset(Some(seed.wrapping_add(k as u64)))?;
         let mut total = 0.0;
+        let mut steps = 0u64;
         loop {
-            let d = obs.len();
-            let action = match model.distribution(tensor2::<Bk>(obs.clone(), 1, d, device)) {
+            if obs.len() != obs_dim {
+                return Err(RlError::UnsupportedSpace(format!(
+                    "the env gives observations of {} floats, the policy takes {obs_dim}",
+                    obs.len()
+                )));
+            }
+            if steps >= limit {
+                return Err(RlError::InvalidConfig(format!(
+                    "an evaluation episode ran past the env's time limit of {limit} steps"
+                )));
+            }
+            steps += 1;
+            let action = match model.distribution(tensor2::<Bk>(obs.clone(), 1, obs_dim, device)) {
                 PolicyDistribution::Categorical(c) => {
-                    let mode: Vec<i64> = c
-                        .mode()
-                        .into_data()
-                        .convert::<i64>()
-                        .to_vec()
-                        .expect("int tensor");
-                    cinder_env::Value::Discrete(mode[0] as usize)
+                    let mode: Vec<i64> =
+                        c.mode()
+                            .into_data()
+                            .convert::<i64>()
+                            .to_vec()
+                            .map_err(|e| {
+                                RlError::InvalidConfig(format!("unreadable greedy action: {e:?}"))
+                            })?;
+                    let index = mode.first().copied().unwrap_or(0);
+                    cinder_env::Value::Discrete(usize::try_from(index).unwrap_or(0))
                 }
                 PolicyDistribution::Gaussian(g) => cinder_env::Value::Continuous(read(g.mode())),
             };
@@ -523,15 +567,54 @@ mod tests {
         assert!(dot.abs() < 1e-6 && (n0 - 1.0).abs() < 1e-6);
     }
 
+    /// Forward and gradient against f64 `tanh` and `1 − tanh²`, from 0 to far past the point
+    /// where the unclamped formula's `exp(2x)` overflows (x ≈ 44).
     #[test]
-    fn tanh_matches_std_and_saturates() {
+    fn tanh_and_its_gradient_match_f64_everywhere() {
+        type AB = burn::backend::Autodiff<B>;
         let device = Default::default();
-        let xs = vec![-100.0f32, -3.0, -0.5, 0.0, 0.25, 2.0, 100.0];
-        let t = Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
-        let ys: Vec<f32> = tanh(t).into_data().to_vec().unwrap();
-        for (x, y) in xs.iter().zip(ys) {
-            assert!((x.tanh() - y).abs() < 1e-6, "tanh({x}) = {y}");
+        let xs = [
+            0.0f32, 1.0, -1.0, 0.25, -3.0, 20.0, -20.0, 44.5, -44.5, 50.0, -50.0, 1e4, -1e4,
+        ];
+        let x = Tensor::<AB, 1>::from_data(TensorData::new(xs.to_vec(), [xs.len()]), &device)
+            .require_grad();
+        let y = tanh(x.clone());
+        let ys: Vec<f32> = y.clone().into_data().to_vec().unwrap();
+        let grads = y.sum().backward();
+        let gs: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        for ((&x, y), g) in xs.iter().zip(ys).zip(gs) {
+            let exact = f64::from(x).tanh();
+            let derivative = 1.0 - exact * exact;
+            assert!(
+                (f64::from(y) - exact).abs() < 1e-6,
+                "tanh({x}) = {y}, not {exact}"
+            );
+            assert!(
+                g.is_finite() && (f64::from(g) - derivative).abs() < 1e-6,
+                "tanh'({x}) = {g}, not {derivative}"
+            );
         }
+    }
+
+    /// Observations of order 10²–10⁴ (an unnormalised env) give finite gradients through the
+    /// whole policy.
+    #[test]
+    fn large_observations_give_finite_gradients() {
+        type AB = burn::backend::Autodiff<B>;
+        let device = Default::default();
+        let model = ActorCriticConfig::new(3, 2).init::<AB>(&device).unwrap();
+        let obs = Tensor::<AB, 2>::from_data(
+            TensorData::new(vec![300.0f32, -250.0, 1e4, -1e4, 80.0, 5e3], [2, 3]),
+            &device,
+        );
+        let actions = Tensor::<AB, 1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+        let (log_probs, entropy, values) = model
+            .evaluate_actions(obs, Actions::Discrete(actions))
+            .unwrap();
+        let loss = log_probs.sum() + entropy.sum() + values.sum();
+        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+        let norm = crate::gradients::global_grad_norm::<AB, _>(&model, &grads);
+        assert!(norm.is_finite(), "gradient norm {norm}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::advantages::{
 };
 use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
-use crate::gradients::{clip_grad_norm, parameter_norm};
+use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
 use crate::losses::{
     KlEstimator, LossAggregation, ReferenceKl, Surrogate, kl_estimate, value_loss,
 };
@@ -45,7 +45,7 @@ use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution}
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{indices1, read, tensor1, tensor2};
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
@@ -111,8 +111,18 @@ pub enum ReferencePolicy {
     },
 }
 
-/// A KL penalty `β · KL(π_θ ‖ π_ref)` towards a frozen reference policy, added to every step's
-/// loss (GRPO's penalty).
+/// A KL penalty with coefficient β towards a frozen reference policy π_ref (GRPO's penalty;
+/// not PPO's adaptive penalty to the rollout policy, [`crate::ppo::AdaptiveKlConfig`]).
+///
+/// Two placements:
+/// - **as a loss term** (`in_reward = false`, GRPO/TRL): `β · k` is added to every step's loss.
+///   Which KL's gradient that follows depends on the estimator ([`KlEstimator`]): k2 and the
+///   exact categorical KL pull along `∇KL(π_θ ‖ π_ref)`, k3 along `∇KL(π_ref ‖ π_θ)` (TRL's
+///   behaviour), and k1 has a zero-mean gradient, so it is refused here;
+/// - **in the reward** (`in_reward = true`, PPO-RLHF): each step's reward becomes
+///   `r_t − β · k_t`, with `k_t` measured at rollout time between the rollout policy and the
+///   reference (k1 there is `log π_old(a_t|s_t) − log π_ref(a_t|s_t)`, whose expectation is
+///   `KL(π_old ‖ π_ref)`); the advantages, and so the policy gradient, then carry the penalty.
 #[derive(Config, Debug, PartialEq)]
 pub struct ReferenceKlConfig {
     /// The coefficient β ≥ 0 (β = 0 measures the KL without penalising it).
@@ -124,6 +134,10 @@ pub struct ReferenceKlConfig {
     /// The reference: the initial policy or a periodically refreshed snapshot.
     #[config(default = "ReferencePolicy::Initial")]
     pub reference: ReferencePolicy,
+    /// Subtract `β · k_t` from each step's reward instead of adding it to the loss (PPO-RLHF's
+    /// placement, the one that suits k1). Needs a sample estimator.
+    #[config(default = false)]
+    pub in_reward: bool,
 }
 
 /// The configuration of a policy-gradient method (see the [module docs](self)); the defaults
@@ -161,7 +175,7 @@ pub struct PolicyGradientConfig {
     pub update_iterations: usize,
     /// A KL penalty towards a reference policy; `None`: no reference.
     #[config(default = "None")]
-    pub kl_penalty: Option<ReferenceKlConfig>,
+    pub reference_kl: Option<ReferenceKlConfig>,
     /// Entropy bonus coefficient.
     #[config(default = 0.0)]
     pub ent_coef: f32,
@@ -280,15 +294,34 @@ impl PolicyGradientConfig {
                 self.update_iterations
             ));
         }
-        if let Some(kl) = &self.kl_penalty {
+        if let Some(kl) = &self.reference_kl {
             if !(kl.coef.is_finite() && kl.coef >= 0.0) {
                 return bad(format!(
-                    "kl_penalty.coef (β = {}) must be finite and >= 0",
+                    "reference_kl.coef (β = {}) must be finite and >= 0",
                     kl.coef
                 ));
             }
             if kl.reference == (ReferencePolicy::RefreshEvery { updates: 0 }) {
-                return bad("kl_penalty.reference: refresh every 0 updates; use >= 1".into());
+                return bad("reference_kl.reference: refresh every 0 updates; use >= 1".into());
+            }
+            match (kl.kl, kl.in_reward) {
+                (ReferenceKl::Estimator(KlEstimator::K1), false) => {
+                    return bad(
+                        "reference_kl: k1 as a loss term has a zero-mean gradient (it only adds \
+                         noise); put it in the reward (in_reward = true, as PPO-RLHF does) or \
+                         use k2 (gradient of KL(π_θ ‖ π_ref)) or k3 (gradient of \
+                         KL(π_ref ‖ π_θ), TRL's)"
+                            .into(),
+                    );
+                }
+                (ReferenceKl::ExactCategorical, true) => {
+                    return bad(
+                        "reference_kl: in_reward needs a sample estimator (k1, k2 or k3); the \
+                         exact categorical KL is a loss term"
+                            .into(),
+                    );
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -347,13 +380,25 @@ pub fn collect_episodes<Bk: Backend, E: Env<Obs = Vec<f32>, Action = Value>>(
         )));
     }
     let n = envs.len();
+    let d = policy.obs_dim();
+    let fits = |obs: &[f32]| {
+        if obs.len() == d {
+            Ok(())
+        } else {
+            Err(RlError::UnsupportedSpace(format!(
+                "an env returned an observation of {} floats, the policy takes {d}",
+                obs.len()
+            )))
+        }
+    };
     let clock = Instant::now();
     let mut current = Vec::with_capacity(n);
     for (env, &seed) in envs.iter_mut().zip(seeds) {
-        current.push(env.reset(Some(seed))?.0);
+        let obs = env.reset(Some(seed))?.0;
+        fits(&obs)?;
+        current.push(obs);
     }
     timings.env += clock.elapsed().as_secs_f64();
-    let d = current.first().map_or(0, Vec::len);
     // Per episode: observations, actions, log-probs, rewards.
     let mut obs: Vec<Vec<f32>> = vec![Vec::new(); n];
     let mut actions: Vec<Vec<f32>> = vec![Vec::new(); n];
@@ -384,6 +429,7 @@ pub fn collect_episodes<Bk: Backend, E: Env<Obs = Vec<f32>, Action = Value>>(
         let mut still_running = Vec::with_capacity(running.len());
         for (k, (&i, action)) in running.iter().zip(&sampled.actions).enumerate() {
             let step = envs[i].step(action)?;
+            fits(&step.obs)?;
             obs[i].extend_from_slice(&current[i]);
             actions[i].extend_from_slice(&sampled.flat[k * width..(k + 1) * width]);
             log_probs[i].push(sampled.log_probs[k]);
@@ -460,7 +506,7 @@ pub struct PgLoss<B: Backend> {
 
 /// The loss of the method `config` describes on `batch`: the configured surrogate, the KL
 /// penalty towards the reference policy when `batch.reference` is given (coefficient
-/// `config.kl_penalty`'s β, estimator or exact KL as configured), the entropy bonus, all
+/// `config.reference_kl`'s β, estimator or exact KL as configured), the entropy bonus, all
 /// aggregated with `batch.weights`, plus the critic's value loss when `batch.returns` is given.
 pub fn pg_loss<B: Backend>(
     model: &ActorCritic<B>,
@@ -488,7 +534,7 @@ pub fn pg_loss<B: Backend>(
     let mut loss = policy_loss.clone() - entropy.clone().mul_scalar(config.ent_coef);
     let mut kl_to_reference = None;
     if let Some(reference) = reference {
-        let per_step = match (reference, config.kl_penalty.as_ref().map(|k| k.kl)) {
+        let per_step = match (reference, config.reference_kl.as_ref().map(|k| k.kl)) {
             (ReferenceOutputs::LogProbs(ref_log_probs), Some(ReferenceKl::Estimator(est))) => {
                 kl_estimate(log_probs, ref_log_probs, est)
             }
@@ -508,15 +554,17 @@ pub fn pg_loss<B: Backend>(
             }
             _ => {
                 return Err(RlError::InvalidConfig(
-                    "the reference outputs do not match config.kl_penalty (log-probs for an \
+                    "the reference outputs do not match config.reference_kl (log-probs for an \
                      estimator, full distributions for the exact KL)"
                         .into(),
                 ));
             }
         };
-        let beta = config.kl_penalty.as_ref().map_or(0.0, |k| k.coef);
         kl_to_reference = Some(per_step.clone().mean().detach());
-        loss = loss + weighted(per_step).mul_scalar(beta);
+        // In the reward (PPO-RLHF), the penalty is already in the advantages.
+        if let Some(kl) = config.reference_kl.as_ref().filter(|k| !k.in_reward) {
+            loss = loss + weighted(per_step).mul_scalar(kl.coef);
+        }
     }
     let value_loss = match (returns, config.advantage) {
         (
@@ -653,7 +701,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         config.validate()?;
         let policy_config = Self::policy_config_for(&config, &envs)?;
         let model = policy_config.init::<B>(&device)?;
-        let reference = config.kl_penalty.as_ref().map(|_| model.valid());
+        let reference = config.reference_kl.as_ref().map(|_| model.valid());
         let baseline = match config.advantage {
             AdvantageEstimator::ReturnToGo {
                 baseline: Baseline::MovingAverage { alpha },
@@ -682,8 +730,19 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
                 config.episodes_per_batch
             )));
         }
+        let (observation_space, action_space) = (first.observation_space(), first.action_space());
+        if let Some(i) = envs.iter().position(|e| {
+            e.observation_space() != observation_space || e.action_space() != action_space
+        }) {
+            return Err(RlError::UnsupportedSpace(format!(
+                "env {i} has other spaces than env 0 ({} → {} vs {observation_space} → \
+                 {action_space}): every env of a batch must be the same task",
+                envs[i].observation_space(),
+                envs[i].action_space()
+            )));
+        }
         Ok(
-            ActorCriticConfig::for_spaces(&first.observation_space(), &first.action_space())?
+            ActorCriticConfig::for_spaces(&observation_space, &action_space)?
                 .with_hidden(config.hidden)
                 .with_init_log_std(config.init_log_std)
                 .with_seed(config.seed),
@@ -700,7 +759,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         state: PgState,
     ) -> Result<Self> {
         if policy_config.continuous
-            && config.kl_penalty.as_ref().map(|k| k.kl) == Some(ReferenceKl::ExactCategorical)
+            && config.reference_kl.as_ref().map(|k| k.kl) == Some(ReferenceKl::ExactCategorical)
         {
             return Err(RlError::UnsupportedSpace(
                 "the exact KL is for categorical policies; this env's actions are continuous: \
@@ -758,7 +817,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             });
         }
         let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
-        let reference = match meta.config.kl_penalty {
+        let reference = match meta.config.reference_kl {
             Some(_) => Some(load_model::<B::InnerBackend>(
                 path,
                 &checkpoint,
@@ -768,8 +827,6 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             )?),
             None => None,
         };
-        let optimizer_record =
-            checkpoint.record::<B, _>(path, "optimizer", "optimizer state", &device)?;
         let mut learner = Self::assemble(
             meta.config,
             meta.policy,
@@ -779,7 +836,9 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             reference,
             meta.trainer,
         )?;
-        learner.optimizer = learner.optimizer.load_record(optimizer_record);
+        let fresh = std::mem::replace(&mut learner.optimizer, AdamConfig::new().init());
+        learner.optimizer =
+            checkpoint.adam(path, "optimizer", &learner.model, fresh, &learner.device)?;
         Ok(learner)
     }
 
@@ -862,9 +921,73 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         )?;
         let steps = batch.steps();
 
-        // --- Advantages.
-        let clock = Instant::now();
+        // --- The batch on the training device; the reference policy's outputs (constants).
+        let dev = self.device.clone();
         let obs_inner = tensor2::<B::InnerBackend>(batch.obs.clone(), steps, d, &inner);
+        let actions = if self.policy_config.continuous {
+            let w = self.policy_config.action_dim;
+            Actions::Continuous(tensor2::<B>(batch.actions.clone(), steps, w, &dev))
+        } else {
+            Actions::Discrete(indices1::<B>(&batch.actions, &dev))
+        };
+        let reference = match (&self.reference, cfg.reference_kl.as_ref().map(|k| k.kl)) {
+            (Some(reference), Some(kind)) => {
+                let dist = reference.distribution(obs_inner.clone());
+                Some(match (kind, dist) {
+                    (ReferenceKl::ExactCategorical, PolicyDistribution::Categorical(c)) => {
+                        ReferenceOutputs::Categorical(Tensor::from_inner(c.log_probs))
+                    }
+                    (_, dist) => {
+                        let inner_actions = match &actions {
+                            Actions::Discrete(a) => Actions::Discrete(a.clone().inner()),
+                            Actions::Continuous(a) => Actions::Continuous(a.clone().inner()),
+                        };
+                        ReferenceOutputs::LogProbs(Tensor::from_inner(
+                            dist.log_prob(inner_actions)?,
+                        ))
+                    }
+                })
+            }
+            _ => None,
+        };
+
+        // --- The KL in the reward (PPO-RLHF): r_t − β · k_t, with k_t measured at rollout
+        // time between the rollout policy and the reference.
+        let clock = Instant::now();
+        let (rewards, scores) = match (&reference, &cfg.reference_kl) {
+            (
+                Some(ReferenceOutputs::LogProbs(ref_log_probs)),
+                Some(ReferenceKlConfig {
+                    coef,
+                    kl: ReferenceKl::Estimator(estimator),
+                    in_reward: true,
+                    ..
+                }),
+            ) => {
+                let k = read(kl_estimate(
+                    tensor1::<B::InnerBackend>(batch.log_probs.clone(), &inner),
+                    ref_log_probs.clone().inner(),
+                    *estimator,
+                ));
+                let rewards: Vec<f32> = batch
+                    .rewards
+                    .iter()
+                    .zip(&k)
+                    .map(|(r, k)| r - coef * k)
+                    .collect();
+                let mut scores = Vec::with_capacity(batch.lengths.len());
+                let mut start = 0;
+                for &len in &batch.lengths {
+                    let episode = rewards.get(start..start + len).unwrap_or_default();
+                    scores.push(episode.iter().map(|&r| f64::from(r)).sum());
+                    start += len;
+                }
+                (rewards, scores)
+            }
+            _ => (batch.rewards.clone(), batch.returns.clone()),
+        };
+
+        // --- Advantages.
         let mut baseline_used = None;
         let mut explained = None;
         let mut group_stats = None;
@@ -893,18 +1016,22 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
                 };
                 for (e, &len) in batch.lengths.iter().enumerate() {
                     end += len;
-                    ends[end - 1] = true;
-                    if batch.truncated[e] {
-                        bootstrap[end - 1] = final_values[e];
+                    // Every episode has at least one step (collect_episodes steps each once).
+                    if let Some(last) = end.checked_sub(1) {
+                        ends[last] = true;
+                        if batch.truncated[e] {
+                            bootstrap[last] = final_values[e];
+                        }
                     }
                 }
-                let returns = returns_to_go(&batch.rewards, &bootstrap, &ends, 1, cfg.gamma);
+                let returns = returns_to_go(&rewards, &bootstrap, &ends, 1, cfg.gamma)?;
                 let mut advantages = match (&values, self.state.baseline.as_mut()) {
                     (Some(values), _) => {
                         explained = Some(explained_variance(values, &returns));
                         returns.iter().zip(values).map(|(g, v)| g - v).collect()
                     }
                     (None, Some(moving)) => {
+                        // The baseline averages the per-step returns-to-go of earlier batches.
                         let b = moving.value() as f32;
                         baseline_used = Some(moving.value());
                         moving.update(&returns.iter().map(|&g| f64::from(g)).collect::<Vec<_>>());
@@ -918,11 +1045,11 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
                 (advantages, values.map(|_| returns))
             }
             AdvantageEstimator::GroupRelative { group_size, scale } => {
-                let per_episode = group_relative(&batch.returns, group_size, scale)?;
-                let stats = group_statistics(&batch.returns, group_size);
+                let per_episode = group_relative(&scores, group_size, scale)?;
+                let stats = group_statistics(&scores, group_size);
                 let k = stats.len() as f64;
                 group_stats = Some((
-                    batch.returns.iter().sum::<f64>() / batch.returns.len() as f64,
+                    scores.iter().sum::<f64>() / scores.len().max(1) as f64,
                     stats.iter().map(|(_, std)| std).sum::<f64>() / k,
                     stats.iter().filter(|(_, std)| *std == 0.0).count() as f64 / k,
                 ));
@@ -934,35 +1061,6 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
                 (advantages, None)
             }
         };
-
-        // --- The batch on the training device; the reference policy's outputs (constants).
-        let dev = self.device.clone();
-        let actions = if self.policy_config.continuous {
-            let w = self.policy_config.action_dim;
-            Actions::Continuous(tensor2::<B>(batch.actions.clone(), steps, w, &dev))
-        } else {
-            Actions::Discrete(indices1::<B>(&batch.actions, &dev))
-        };
-        let reference = match (&self.reference, cfg.kl_penalty.as_ref().map(|k| k.kl)) {
-            (Some(reference), Some(kind)) => {
-                let dist = reference.distribution(obs_inner);
-                Some(match (kind, dist) {
-                    (ReferenceKl::ExactCategorical, PolicyDistribution::Categorical(c)) => {
-                        ReferenceOutputs::Categorical(Tensor::from_inner(c.log_probs))
-                    }
-                    (_, dist) => {
-                        let inner_actions = match &actions {
-                            Actions::Discrete(a) => Actions::Discrete(a.clone().inner()),
-                            Actions::Continuous(a) => Actions::Continuous(a.clone().inner()),
-                        };
-                        ReferenceOutputs::LogProbs(Tensor::from_inner(
-                            dist.log_prob(inner_actions)?,
-                        ))
-                    }
-                })
-            }
-            _ => None,
-        };
         let pg_batch = PgBatch {
             obs: tensor2::<B>(batch.obs.clone(), steps, d, &dev),
             actions,
@@ -973,39 +1071,66 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             reference,
         };
 
-        // --- Gradient steps on the whole batch.
+        // --- Gradient steps on the whole batch. Nothing is read back inside the loop: each
+        // step's loss and gradient norm are read with the other diagnostics in one read at the
+        // end; if one is not finite, the policy and Adam's state go back to this snapshot.
+        let snapshot = (self.model.clone(), self.optimizer.clone());
+        let mut checks: Vec<Tensor<B::InnerBackend, 1>> = Vec::new(); // [loss, grad norm] per step
         let mut last = None;
-        let mut clip_fraction_sum: Option<Tensor<B, 1>> = None;
-        let mut grad_norm = 0.0;
+        let mut clip_fraction_sum: Option<Tensor<B::InnerBackend, 1>> = None;
+        // Without a limit the norm is still measured (and checked).
+        let max_norm = cfg.max_grad_norm.unwrap_or(f32::INFINITY);
         for _ in 0..cfg.update_iterations {
             let terms = pg_loss(&self.model, pg_batch.clone(), &cfg)?;
-            let loss_value = read(terms.loss.clone())[0];
-            RlError::ensure_finite(iteration, "loss", loss_value)?;
+            checks.push(terms.loss.clone().detach().inner());
             let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
-            // Without a limit the norm is still measured (and checked).
-            let max = cfg.max_grad_norm.unwrap_or(f32::INFINITY);
-            let (grads, norm) = clip_grad_norm::<B, _>(&self.model, grads, max);
-            grad_norm = norm;
-            RlError::ensure_finite(iteration, "gradient norm", grad_norm)?;
+            let (grads, norm) = clip_grad_norm::<B, _>(&self.model, grads, max_norm, &dev);
+            checks.push(norm);
             self.model = self
                 .optimizer
                 .step(cfg.learning_rate, self.model.clone(), grads);
+            let clip_fraction = terms.clip_fraction.clone().inner();
             clip_fraction_sum = Some(match clip_fraction_sum.take() {
-                Some(sum) => sum + terms.clip_fraction.clone(),
-                None => terms.clip_fraction.clone(),
+                Some(sum) => sum + clip_fraction,
+                None => clip_fraction,
             });
             last = Some(terms);
         }
-        let parameters = parameter_norm(&self.model);
-        RlError::ensure_finite(iteration, "parameter norm", parameters)?;
-        let terms = last.expect("update_iterations >= 1");
-        let scalar = |t: Tensor<B, 1>| read(t.detach())[0];
+        let terms = last
+            .ok_or_else(|| RlError::InvalidConfig("update_iterations must be at least 1".into()))?;
+        // One read: parameter norm, the last step's diagnostics, the clip fractions, then the
+        // (loss, gradient norm) of every step.
+        let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], &dev);
+        let optional = |t: Option<Tensor<B, 1>>| t.map_or_else(zero, |t| t.detach().inner());
+        let mut summary = vec![
+            parameter_norm_tensor(&self.model, &dev).inner(),
+            terms.policy_loss.detach().inner(),
+            optional(terms.value_loss.clone()),
+            terms.entropy.detach().inner(),
+            optional(terms.kl_to_reference.clone()),
+            terms.approx_kl.detach().inner(),
+            clip_fraction_sum.unwrap_or_else(zero),
+        ];
+        summary.extend(checks);
+        let values_read = read(Tensor::cat(summary, 0));
+        let (head, checks) = values_read.split_at(7);
+        let first_bad = checks
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| (if k % 2 == 0 { "loss" } else { "gradient norm" }, v))
+            .chain([("parameter norm", head[0])])
+            .find(|(_, v)| !v.is_finite());
+        if let Some((quantity, value)) = first_bad {
+            (self.model, self.optimizer) = snapshot;
+            RlError::ensure_finite(iteration, quantity, value)?;
+        }
+        let grad_norm = checks.last().copied().unwrap_or(0.0);
 
         // --- The reference policy, refreshed when due.
         if let Some(ReferenceKlConfig {
             reference: ReferencePolicy::RefreshEvery { updates },
             ..
-        }) = &cfg.kl_penalty
+        }) = &cfg.reference_kl
         {
             if iteration % updates == 0 {
                 self.reference = Some(self.model.valid());
@@ -1022,13 +1147,13 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             global_step: self.state.global_step,
             batch_steps: steps as u64,
             learning_rate: cfg.learning_rate,
-            policy_loss: scalar(terms.policy_loss),
-            value_loss: terms.value_loss.map(scalar),
-            entropy: scalar(terms.entropy),
-            kl_to_reference: terms.kl_to_reference.map(scalar),
-            kl_coef: cfg.kl_penalty.as_ref().map(|k| k.coef),
-            approx_kl: scalar(terms.approx_kl),
-            clip_fraction: clip_fraction_sum.map_or(0.0, scalar) / cfg.update_iterations as f32,
+            policy_loss: head[1],
+            value_loss: terms.value_loss.is_some().then_some(head[2]),
+            entropy: head[3],
+            kl_to_reference: terms.kl_to_reference.is_some().then_some(head[4]),
+            kl_coef: cfg.reference_kl.as_ref().map(|k| k.coef),
+            approx_kl: head[5],
+            clip_fraction: head[6] / cfg.update_iterations as f32,
             grad_norm,
             baseline: baseline_used,
             explained_variance: explained,
@@ -1084,12 +1209,11 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for Pol
             trainer: self.state.clone(),
         };
         let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
-        checkpoint.put_record::<B, _>("model", self.model.clone().into_record())?;
+        checkpoint.put_module::<B, _>("model", &self.model);
         if let Some(reference) = &self.reference {
-            checkpoint
-                .put_record::<B::InnerBackend, _>("reference", reference.clone().into_record())?;
+            checkpoint.put_module::<B::InnerBackend, _>("reference", reference);
         }
-        checkpoint.put_record::<B, _>("optimizer", self.optimizer.to_record())?;
+        checkpoint.put_adam("optimizer", &self.model, &self.optimizer);
         checkpoint.write_atomic(path)
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Discrete actions (categorical policy) and continuous ones (diagonal Gaussian with a learned,
 //! state-independent log-std) share the loop. PPO's adaptive KL penalty (PPO paper §4) is an
-//! option ([`PpoConfig::kl_penalty`]), with or without the clipped ratio.
+//! option ([`PpoConfig::adaptive_kl`]), with or without the clipped ratio.
 //!
 //! [`Ppo`] implements [`Learner`], so [`crate::run::train`] drives it with a run directory,
 //! metrics, checkpoints and a progress bar; [`Ppo::resume`] continues a run from its checkpoint
@@ -18,19 +18,19 @@
 use crate::advantages::{bootstrap_values, explained_variance, gae, normalize};
 use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
-use crate::gradients::{clip_grad_norm, parameter_norm};
+use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{indices1, read, tensor1, tensor2};
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use cinder_env::rng::NpRandom;
-use cinder_env::vector::VectorEnv;
+use cinder_env::vector::{AutoresetMode, VectorEnv};
 use cinder_env::{SpaceValue, Value};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -97,13 +97,15 @@ pub struct PpoConfig {
     #[config(default = 0.0)]
     pub init_log_std: f64,
     /// Use the clipped ratio `min(ρÂ, clip(ρ, 1−ε, 1+ε)Â)`; `false` gives the plain ratio
-    /// surrogate `ρÂ` of the PPO paper's KL-penalty variant (use it with `kl_penalty`).
+    /// surrogate `ρÂ` of the PPO paper's KL-penalty variant (use it with `adaptive_kl`).
     #[config(default = true)]
     pub clip_surrogate: bool,
-    /// PPO's adaptive KL penalty: adds `β · KL(π_old ‖ π_θ)` to the loss and adapts β after each
-    /// update. Off (`None`) in CleanRL's defaults.
+    /// PPO's adaptive KL penalty: adds `β · KL(π_old ‖ π_θ)` (to the rollout policy π_old, not
+    /// to a fixed reference) to the loss and adapts β after each update. Off (`None`) in
+    /// CleanRL's defaults. (The policy-gradient learner's penalty towards a frozen reference
+    /// policy is a different thing: [`crate::policy_gradient::PolicyGradientConfig::reference_kl`].)
     #[config(default = "None")]
-    pub kl_penalty: Option<AdaptiveKlConfig>,
+    pub adaptive_kl: Option<AdaptiveKlConfig>,
 }
 
 /// PPO's adaptive KL penalty (PPO paper §4): the loss gains `β · KL(π_old ‖ π_θ)`, estimated on
@@ -200,16 +202,16 @@ impl PpoConfig {
                 self.init_log_std
             ));
         }
-        if let Some(kl) = &self.kl_penalty {
+        if let Some(kl) = &self.adaptive_kl {
             if !(kl.initial_coef.is_finite() && kl.initial_coef >= 0.0) {
                 return bad(format!(
-                    "kl_penalty.initial_coef ({}) must be finite and >= 0",
+                    "adaptive_kl.initial_coef ({}) must be finite and >= 0",
                     kl.initial_coef
                 ));
             }
             if !(kl.target.is_finite() && kl.target > 0.0) {
                 return bad(format!(
-                    "kl_penalty.target ({}) must be positive",
+                    "adaptive_kl.target ({}) must be positive",
                     kl.target
                 ));
             }
@@ -241,7 +243,7 @@ pub struct UpdateMetrics {
     pub explained_variance: f64,
     /// Global gradient norm (before clipping) of the last minibatch.
     pub grad_norm: f32,
-    /// The KL penalty coefficient β used in this update (with `kl_penalty`).
+    /// The KL penalty coefficient β used in this update (with `adaptive_kl`).
     pub kl_coef: Option<f32>,
     /// Speed, time and the episodes that ended during the rollout.
     #[serde(flatten)]
@@ -409,6 +411,40 @@ fn policy_config_for<V: VectorEnv>(config: &PpoConfig, envs: &V) -> Result<Actor
     )
 }
 
+/// PPO's rollout assumes Gymnasium 0.29's same-step autoreset (SB3's and CleanRL's): under
+/// NextStep the step after an episode's end is a reset transition (action ignored, reward 0)
+/// that would be trained on, and truncations would bootstrap from a stale observation.
+fn require_same_step<V: VectorEnv>(envs: &V) -> Result<()> {
+    match envs.autoreset_mode() {
+        AutoresetMode::SameStep => Ok(()),
+        mode => Err(RlError::InvalidConfig(format!(
+            "PPO needs a vector env with AutoresetMode::SameStep (the mode SB3 and CleanRL \
+             assume), this one uses {mode:?}: build it with AutoresetMode::SameStep"
+        ))),
+    }
+}
+
+/// `Ok` when a buffer a vector env returned has the length its spaces promise.
+fn check_len(what: &str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(RlError::UnsupportedSpace(format!(
+            "the vector env returned {got} {what} where its spaces and num_envs give {expected}"
+        )))
+    }
+}
+
+/// Checks every buffer of a vector env's step against `num_envs` and `obs_dim`: a user's
+/// [`VectorEnv`] that returns short or long buffers gets an error, not an index panic.
+fn check_vec_step(step: &cinder_env::vector::VecStep<'_>, n: usize, d: usize) -> Result<()> {
+    check_len("observations", step.obs.len(), n * d)?;
+    check_len("final observations", step.final_obs.len(), n * d)?;
+    check_len("rewards", step.rewards.len(), n)?;
+    check_len("terminated flags", step.terminated.len(), n)?;
+    check_len("truncated flags", step.truncated.len(), n)
+}
+
 /// A one-line description of a policy's input and output.
 fn describe(policy: &ActorCriticConfig) -> String {
     format!(
@@ -429,6 +465,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// resets the envs with `config.seed`; all randomness comes from that seed.
     pub fn new(config: PpoConfig, mut envs: V, device: B::Device) -> Result<Self> {
         config.validate()?;
+        require_same_step(&envs)?;
         if envs.num_envs() != config.num_envs {
             return Err(RlError::InvalidConfig(format!(
                 "the vector env has {} sub-envs but num_envs is {}",
@@ -440,6 +477,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let model = policy_config.init::<B>(&device)?;
         let next_obs = envs.reset(Some(config.seed))?.to_vec();
         let n = config.num_envs;
+        check_len("reset observations", next_obs.len(), n * envs.obs_dim())?;
         let state = TrainerState {
             iteration: 0,
             global_step: 0,
@@ -447,7 +485,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             next_obs,
             episode_return: vec![0.0; n],
             episode_length: vec![0; n],
-            kl_coef: config.kl_penalty.as_ref().map(|kl| kl.initial_coef),
+            kl_coef: config.adaptive_kl.as_ref().map(|kl| kl.initial_coef),
             wall_seconds: 0.0,
         };
         Self::assemble(config, policy_config, envs, device, model, state)
@@ -502,6 +540,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
     /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
     pub fn resume(path: impl AsRef<Path>, mut envs: V, device: B::Device) -> Result<Self> {
+        require_same_step(&envs)?;
         let path = path.as_ref();
         let checkpoint = Checkpoint::read(path)?;
         let meta = ppo_meta(path, &checkpoint)?;
@@ -529,11 +568,26 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                     .into(),
             })?;
         envs.load_state(env_state)?;
+        check_len(
+            "the checkpoint's observations",
+            meta.trainer.next_obs.len(),
+            meta.config.num_envs * envs.obs_dim(),
+        )?;
+        for (name, len) in [
+            ("episode returns", meta.trainer.episode_return.len()),
+            ("episode lengths", meta.trainer.episode_length.len()),
+        ] {
+            check_len(name, len, meta.config.num_envs).map_err(|e| {
+                RlError::CheckpointMismatch {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
+        }
         let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
-        let optimizer_record =
-            checkpoint.record::<B, _>(path, "optimizer", "optimizer state", &device)?;
         let mut ppo = Self::assemble(meta.config, meta.policy, envs, device, model, meta.trainer)?;
-        ppo.optimizer = ppo.optimizer.load_record(optimizer_record);
+        let fresh = std::mem::replace(&mut ppo.optimizer, AdamConfig::new().init());
+        ppo.optimizer = checkpoint.adam(path, "optimizer", &ppo.model, fresh, &ppo.device)?;
         Ok(ppo)
     }
 
@@ -567,7 +621,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         self.state.iteration >= self.config.num_iterations()
     }
 
-    /// The current KL penalty coefficient β (with `kl_penalty`).
+    /// The current KL penalty coefficient β (with `adaptive_kl`).
     pub fn kl_coef(&self) -> Option<f32> {
         self.state.kl_coef
     }
@@ -648,6 +702,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
 
             let clock = Instant::now();
             let step = self.envs.step(&env_actions)?;
+            check_vec_step(&step, n, d)?;
             let mut truncated_rows = Vec::new();
             for e in 0..n {
                 let i = t * n + e;
@@ -702,7 +757,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             &final_values,
             &terminated,
             &truncated,
-        );
+        )?;
         let dones: Vec<bool> = terminated
             .iter()
             .zip(&truncated)
@@ -716,23 +771,33 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             n,
             cfg.gamma,
             cfg.gae_lambda,
-        );
+        )?;
 
         // --- Epochs × minibatches.
         let mb_size = cfg.minibatch_size();
         let kl_coef = self.state.kl_coef;
         let mut indices: Vec<usize> = (0..batch).collect();
-        // Diagnostics stay on the device until the end of the update: one read each, not one
-        // per minibatch. `last` holds the last minibatch's (policy loss, value loss, entropy,
-        // approx_kl); the clip fractions are summed over minibatches, the KLs over the
-        // minibatches of the current epoch (for the adaptive penalty).
-        let mut last: Option<[Tensor<B, 1>; 4]> = None;
-        let mut clip_fraction_sum: Option<Tensor<B, 1>> = None;
-        let mut epoch_kl_sum: Option<Tensor<B, 1>> = None;
+        // Nothing is read back from the device inside the loop (each read is a sync on a GPU):
+        // every minibatch's loss and gradient norm are kept and read with the other
+        // diagnostics in one read at the end of the update. If one is not finite, the policy
+        // and Adam's state go back to this snapshot, as if the update had not been applied.
+        let snapshot = (self.model.clone(), self.optimizer.clone());
+        let mut checks: Vec<Tensor<B::InnerBackend, 1>> = Vec::new(); // [loss, grad norm] per minibatch
+        // The last minibatch's (policy loss, value loss, entropy, approx_kl); the clip
+        // fractions summed over minibatches, the KLs over the current epoch's (for the
+        // adaptive penalty).
+        let mut last: Option<[Tensor<B::InnerBackend, 1>; 4]> = None;
+        let mut clip_fraction_sum: Option<Tensor<B::InnerBackend, 1>> = None;
+        let mut epoch_kl_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         let mut epoch_minibatches = 0usize;
         let mut num_minibatches_run = 0usize;
-        let mut norm_last = 0.0;
         let dev = self.device.clone();
+        let add = |sum: Option<Tensor<B::InnerBackend, 1>>, x: Tensor<B::InnerBackend, 1>| {
+            Some(match sum {
+                Some(sum) => sum + x,
+                None => x,
+            })
+        };
         'epochs: for _epoch in 0..cfg.update_epochs {
             // Fisher-Yates shuffle on the seeded generator.
             for i in (1..batch).rev() {
@@ -771,53 +836,68 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                     &cfg,
                     kl_coef,
                 )?;
-                let loss = terms.loss;
-                let loss_value = read(loss.clone())[0];
-                RlError::ensure_finite(iteration, "loss", loss_value)?;
-                let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+                checks.push(terms.loss.clone().detach().inner());
+                let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
                 let (grads, grad_norm) =
-                    clip_grad_norm::<B, _>(&self.model, grads, cfg.max_grad_norm);
-                RlError::ensure_finite(iteration, "gradient norm", grad_norm)?;
+                    clip_grad_norm::<B, _>(&self.model, grads, cfg.max_grad_norm, &dev);
+                checks.push(grad_norm);
                 self.model = self
                     .optimizer
                     .step(learning_rate, self.model.clone(), grads);
-                let clip_fraction = terms.clip_fraction;
-                clip_fraction_sum = Some(match clip_fraction_sum.take() {
-                    Some(sum) => sum + clip_fraction,
-                    None => clip_fraction,
-                });
-                epoch_kl_sum = Some(match epoch_kl_sum.take() {
-                    Some(sum) => sum + terms.approx_kl.clone(),
-                    None => terms.approx_kl.clone(),
-                });
+                let approx_kl = terms.approx_kl.inner();
+                clip_fraction_sum = add(clip_fraction_sum, terms.clip_fraction.inner());
+                epoch_kl_sum = add(epoch_kl_sum, approx_kl.clone());
                 epoch_minibatches += 1;
                 num_minibatches_run += 1;
                 last = Some([
-                    terms.policy_loss.detach(),
-                    terms.value_loss.detach(),
-                    terms.entropy.detach(),
-                    terms.approx_kl,
+                    terms.policy_loss.detach().inner(),
+                    terms.value_loss.detach().inner(),
+                    terms.entropy.detach().inner(),
+                    approx_kl,
                 ]);
-                norm_last = grad_norm;
             }
+            // The early stop reads the KL once per epoch (only when `target_kl` is set).
             if let (Some(target), Some([.., kl])) = (cfg.target_kl, &last) {
                 if read(kl.clone())[0] > target {
                     break 'epochs;
                 }
             }
         }
-        let parameters = parameter_norm(&self.model);
-        RlError::ensure_finite(iteration, "parameter norm", parameters)?;
-        let [pg_last, v_last, ent_last, kl_last] = match last {
-            Some(tensors) => tensors.map(|t| read(t)[0]),
-            None => [0.0; 4],
-        };
-        let clip_fraction =
-            clip_fraction_sum.map_or(0.0, |sum| read(sum)[0]) / num_minibatches_run.max(1) as f32;
+
+        // --- One read of everything the update reports and checks.
+        let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], &dev);
+        let [pg_last, v_last, ent_last, kl_last] =
+            last.unwrap_or_else(|| [zero(), zero(), zero(), zero()]);
+        let parameters = parameter_norm_tensor(&self.model, &dev).inner();
+        let mut summary = vec![
+            parameters,
+            pg_last,
+            v_last,
+            ent_last,
+            kl_last,
+            clip_fraction_sum.unwrap_or_else(zero),
+            epoch_kl_sum.unwrap_or_else(zero),
+        ];
+        summary.extend(checks);
+        let values_read = read(Tensor::cat(summary, 0));
+        let (head, checks) = values_read.split_at(7);
+        let first_bad = checks
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| (if k % 2 == 0 { "loss" } else { "gradient norm" }, v))
+            .chain([("parameter norm", head[0])])
+            .find(|(_, v)| !v.is_finite());
+        if let Some((quantity, value)) = first_bad {
+            (self.model, self.optimizer) = snapshot;
+            RlError::ensure_finite(iteration, quantity, value)?;
+        }
+        let [pg_last, v_last, ent_last, kl_last, clip_sum, epoch_kl] =
+            [head[1], head[2], head[3], head[4], head[5], head[6]];
+        let norm_last = checks.last().copied().unwrap_or(0.0);
+        let clip_fraction = clip_sum / num_minibatches_run.max(1) as f32;
         // PPO's adaptive penalty: steer β by the mean KL of the last epoch.
-        if let (Some(kl_cfg), Some(beta)) = (&cfg.kl_penalty, self.state.kl_coef.as_mut()) {
-            let d_mean =
-                epoch_kl_sum.map_or(0.0, |sum| read(sum)[0]) / epoch_minibatches.max(1) as f32;
+        if let (Some(kl_cfg), Some(beta)) = (&cfg.adaptive_kl, self.state.kl_coef.as_mut()) {
+            let d_mean = epoch_kl / epoch_minibatches.max(1) as f32;
             if d_mean < kl_cfg.target / 1.5 {
                 *beta /= 2.0;
             } else if d_mean > kl_cfg.target * 1.5 {
@@ -892,8 +972,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
             envs: self.envs.save_state().ok(),
         };
         let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
-        checkpoint.put_record::<B, _>("model", self.model.clone().into_record())?;
-        checkpoint.put_record::<B, _>("optimizer", self.optimizer.to_record())?;
+        checkpoint.put_module::<B, _>("model", &self.model);
+        checkpoint.put_adam("optimizer", &self.model, &self.optimizer);
         checkpoint.write_atomic(path)
     }
 }

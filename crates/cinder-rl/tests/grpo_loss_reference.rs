@@ -115,7 +115,7 @@ fn grpo_loss_and_gradients_match_trl_in_pytorch() {
                 clip_low: f.clip_low,
                 clip_high: f.clip_high,
             })
-            .with_kl_penalty(Some(
+            .with_reference_kl(Some(
                 ReferenceKlConfig::new()
                     .with_coef(f.beta)
                     .with_kl(ReferenceKl::Estimator(KlEstimator::K3)),

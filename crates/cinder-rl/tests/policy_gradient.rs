@@ -92,7 +92,7 @@ fn invalid_configs_say_what_to_change() {
             .contains("episodes_per_batch (12) must be a multiple of group_size (8)")
     );
     let negative_beta =
-        grpo::config().with_kl_penalty(Some(ReferenceKlConfig::new().with_coef(-0.1)));
+        grpo::config().with_reference_kl(Some(ReferenceKlConfig::new().with_coef(-0.1)));
     assert!(config_error(negative_beta).contains("β = -0.1"));
     assert!(
         config_error(reinforce::config().with_update_iterations(4))
@@ -107,7 +107,7 @@ fn invalid_configs_say_what_to_change() {
         config_error(grpo::config().with_aggregation(LossAggregation::DrGrpo { max_length: 0 }))
             .contains("max_length")
     );
-    let refresh_never = grpo::config().with_kl_penalty(Some(
+    let refresh_never = grpo::config().with_reference_kl(Some(
         ReferenceKlConfig::new().with_reference(ReferencePolicy::RefreshEvery { updates: 0 }),
     ));
     assert!(config_error(refresh_never).contains("refresh every 0"));
@@ -130,7 +130,7 @@ fn invalid_configs_say_what_to_change() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("TimeLimit"), "{err}");
-    let exact_on_continuous = grpo::config().with_kl_penalty(Some(
+    let exact_on_continuous = grpo::config().with_reference_kl(Some(
         ReferenceKlConfig::new().with_kl(ReferenceKl::ExactCategorical),
     ));
     let err = PolicyGradient::<AB, _>::new(
@@ -174,7 +174,7 @@ fn grpo_solves_cartpole() {
 fn kl_to_initial_policy(beta: f32) -> f32 {
     let config = grpo::config()
         .with_total_timesteps(u64::MAX)
-        .with_kl_penalty(Some(
+        .with_reference_kl(Some(
             ReferenceKlConfig::new()
                 .with_coef(beta)
                 .with_kl(ReferenceKl::ExactCategorical)
@@ -222,7 +222,7 @@ fn runs_are_deterministic_and_resume_exactly() {
             group_size: 4,
             scale: GroupScale::Std,
         })
-        .with_kl_penalty(Some(
+        .with_reference_kl(Some(
             ReferenceKlConfig::new().with_reference(ReferencePolicy::RefreshEvery { updates: 2 }),
         ));
     let reinforce_config = reinforce::config()
@@ -279,7 +279,7 @@ fn a_composed_variant_trains_without_writing_a_loop() {
         })
         .with_update_iterations(2)
         .with_learning_rate(1e-3)
-        .with_kl_penalty(Some(
+        .with_reference_kl(Some(
             ReferenceKlConfig::new()
                 .with_coef(0.01)
                 .with_kl(ReferenceKl::Estimator(KlEstimator::K2)),

@@ -294,7 +294,7 @@ fn continuous_actions_learn_a_target() {
 #[test]
 fn adaptive_kl_coefficient_follows_the_rule() {
     // A tiny target: every update overshoots it, so β doubles each time.
-    let config = small_config(1, 4).with_kl_penalty(Some(
+    let config = small_config(1, 4).with_adaptive_kl(Some(
         AdaptiveKlConfig::new()
             .with_initial_coef(0.5)
             .with_target(1e-12),
@@ -306,7 +306,7 @@ fn adaptive_kl_coefficient_follows_the_rule() {
     assert_eq!(betas, [0.5, 1.0, 2.0, 4.0]);
     assert_eq!(ppo.kl_coef(), Some(8.0));
     // A huge target: β halves.
-    let config = small_config(1, 3).with_kl_penalty(Some(
+    let config = small_config(1, 3).with_adaptive_kl(Some(
         AdaptiveKlConfig::new()
             .with_initial_coef(1.0)
             .with_target(1e3),
@@ -318,21 +318,21 @@ fn adaptive_kl_coefficient_follows_the_rule() {
     assert_eq!(betas, [1.0, 0.5, 0.25]);
     // Bad penalty settings are refused.
     let err = PpoConfig::new()
-        .with_kl_penalty(Some(AdaptiveKlConfig::new().with_target(0.0)))
+        .with_adaptive_kl(Some(AdaptiveKlConfig::new().with_target(0.0)))
         .validate()
         .unwrap_err();
-    assert!(err.to_string().contains("kl_penalty.target"), "{err}");
+    assert!(err.to_string().contains("adaptive_kl.target"), "{err}");
 }
 
 #[test]
-fn kl_penalty_without_clipping_still_learns_the_identity_env() {
+fn adaptive_kl_without_clipping_still_learns_the_identity_env() {
     let config = PpoConfig::new()
         .with_total_timesteps(8_192)
         .with_learning_rate(1e-3)
         .with_num_envs(4)
         .with_num_steps(64)
         .with_clip_surrogate(false)
-        .with_kl_penalty(Some(AdaptiveKlConfig::new()));
+        .with_adaptive_kl(Some(AdaptiveKlConfig::new()));
     let envs = SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| Identity::default()).unwrap();
     let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
     let mut clip_fractions = Vec::new();
