@@ -121,6 +121,20 @@ pub struct AdaptiveKlConfig {
     pub target: f32,
 }
 
+impl AdaptiveKlConfig {
+    /// The coefficient after an update whose mean KL was `measured_kl`: halved below
+    /// `target / 1.5`, doubled above `1.5 · target`, unchanged in between (PPO paper §4).
+    pub fn adapt(&self, beta: f32, measured_kl: f32) -> f32 {
+        if measured_kl < self.target / 1.5 {
+            beta / 2.0
+        } else if measured_kl > self.target * 1.5 {
+            beta * 2.0
+        } else {
+            beta
+        }
+    }
+}
+
 impl PpoConfig {
     /// `num_envs × num_steps`.
     pub fn batch_size(&self) -> usize {
@@ -897,12 +911,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let clip_fraction = clip_sum / num_minibatches_run.max(1) as f32;
         // PPO's adaptive penalty: steer β by the mean KL of the last epoch.
         if let (Some(kl_cfg), Some(beta)) = (&cfg.adaptive_kl, self.state.kl_coef.as_mut()) {
-            let d_mean = epoch_kl / epoch_minibatches.max(1) as f32;
-            if d_mean < kl_cfg.target / 1.5 {
-                *beta /= 2.0;
-            } else if d_mean > kl_cfg.target * 1.5 {
-                *beta *= 2.0;
-            }
+            *beta = kl_cfg.adapt(*beta, epoch_kl / epoch_minibatches.max(1) as f32);
         }
         timings.update = clock.elapsed().as_secs_f64();
 

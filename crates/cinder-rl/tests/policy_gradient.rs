@@ -47,12 +47,6 @@ fn quiet() -> TrainOptions {
     }
 }
 
-fn greedy_cartpole(learner: &PolicyGradient<AB, DynEnv>) -> f64 {
-    let mut env = make("CartPole-v1").unwrap();
-    let returns = learner.evaluate(&mut env, 20, 10_000).unwrap();
-    returns.iter().sum::<f64>() / returns.len() as f64
-}
-
 /// A CartPole without a time limit (its episodes could run forever).
 struct Unlimited(DynEnv);
 
@@ -141,32 +135,96 @@ fn invalid_configs_say_what_to_change() {
     .err()
     .unwrap();
     assert!(matches!(err, RlError::UnsupportedSpace(_)), "{err}");
+    // A batch of type-erased envs of two tasks: every env's spaces are checked, not the first.
+    let mut mixed = cartpoles(7);
+    mixed.push(make("Acrobot-v1").unwrap());
+    let err = PolicyGradient::<AB, _>::new(reinforce::config(), mixed, Default::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, RlError::UnsupportedSpace(_)), "{err}");
+    assert!(err.to_string().contains("env 7 has other spaces"), "{err}");
+    // Greedy evaluation needs episodes that end.
+    let model = cinder_rl::policy::ActorCriticConfig::new(4, 2)
+        .init::<B>(&Default::default())
+        .unwrap();
+    let mut unlimited = Unlimited(make("CartPole-v1").unwrap());
+    let err = evaluate_greedy(&model, &mut unlimited, 1, 0, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("no time limit"), "{err}");
 }
 
-/// CartPole-v1 with REINFORCE and its learned baseline: seed 1 first reaches a last-20 mean of
-/// 475 near step 64k (`cargo run --release --example cartpole_reinforce`); the budget is 150k.
-#[test]
-fn reinforce_with_a_learned_baseline_solves_cartpole() {
-    let config = reinforce::config().with_total_timesteps(150_000);
+/// Trains `config` with `seed` for `steps` env steps on CartPole-v1 and returns the mean
+/// return of the first update's episodes and of the last 20 episodes.
+fn cartpole_improvement(config: PolicyGradientConfig, seed: u64, steps: u64) -> (f64, f64) {
+    let n = config.episodes_per_batch;
+    let config = config.with_seed(seed).with_total_timesteps(steps);
     let mut learner =
-        PolicyGradient::<AB, _>::new(config, cartpoles(8), Default::default()).unwrap();
-    let report = train(&mut learner, None, &quiet()).unwrap();
-    assert!(report.solved_at_step.is_some(), "{report:?}");
-    let eval = greedy_cartpole(&learner);
-    assert!(eval >= 475.0, "greedy evaluation {eval}");
+        PolicyGradient::<AB, _>::new(config, cartpoles(n), Default::default()).unwrap();
+    let mut returns: Vec<f64> = Vec::new();
+    let mut first = None;
+    while !learner.finished() {
+        let metrics = learner.iterate().unwrap();
+        let episodes = &metrics.common.episode_returns;
+        first.get_or_insert(episodes.iter().sum::<f64>() / episodes.len() as f64);
+        returns.extend(episodes);
+    }
+    let last = &returns[returns.len().saturating_sub(20)..];
+    (first.unwrap(), last.iter().sum::<f64>() / last.len() as f64)
 }
 
-/// CartPole-v1 with GRPO (groups of 8 episodes from the same start, clipped ratio, k3 penalty):
-/// seed 1 first reaches a last-20 mean of 475 near step 126k; the budget is 200k.
+/// REINFORCE with its learned baseline learns CartPole-v1 on every seed tried: the last-20
+/// mean return after 40k steps is at least 100 above the first batch's (a random policy
+/// scores about 22). Solving (475) is measured by the benchmarks (`cinder-bench methods`).
 #[test]
-fn grpo_solves_cartpole() {
-    let config = grpo::config().with_total_timesteps(200_000);
+fn reinforce_with_a_learned_baseline_learns_cartpole() {
+    for seed in [1, 2, 3] {
+        let (first, last) = cartpole_improvement(reinforce::config(), seed, 40_000);
+        eprintln!("REINFORCE seed {seed}: first batch {first:.1}, last 20 episodes {last:.1}");
+        assert!(last >= first + 100.0, "seed {seed}: {first} -> {last}");
+    }
+}
+
+/// GRPO (groups of 8 episodes from the same start, clipped ratio, k3 penalty) learns
+/// CartPole-v1 on every seed tried: the last-20 mean return after 60k steps is at least 100
+/// above the first batch's.
+#[test]
+fn grpo_learns_cartpole() {
+    for seed in [1, 2, 3] {
+        let (first, last) = cartpole_improvement(grpo::config(), seed, 60_000);
+        eprintln!("GRPO seed {seed}: first batch {first:.1}, last 20 episodes {last:.1}");
+        assert!(last >= first + 100.0, "seed {seed}: {first} -> {last}");
+    }
+}
+
+/// The mean per-step k1 (the rollout policy's log-probability minus the reference's on the
+/// actions taken, an unbiased estimate of KL(π_old ‖ π_ref)) over updates 11..=30 of a GRPO run
+/// whose KL penalty, with coefficient `beta`, is subtracted from the reward.
+fn k1_in_reward_kl(beta: f32) -> f32 {
+    let config = grpo::config()
+        .with_total_timesteps(u64::MAX)
+        .with_reference_kl(Some(
+            ReferenceKlConfig::new()
+                .with_coef(beta)
+                .with_kl(ReferenceKl::Estimator(KlEstimator::K1))
+                .with_in_reward(true)
+                .with_reference(ReferencePolicy::Initial),
+        ));
     let mut learner =
         PolicyGradient::<AB, _>::new(config, cartpoles(16), Default::default()).unwrap();
-    let report = train(&mut learner, None, &quiet()).unwrap();
-    assert!(report.solved_at_step.is_some(), "{report:?}");
-    let eval = greedy_cartpole(&learner);
-    assert!(eval >= 475.0, "greedy evaluation {eval}");
+    let kls: Vec<f32> = (0..30)
+        .map(|_| learner.iterate().unwrap().kl_to_reference.unwrap())
+        .collect();
+    assert!(kls.iter().all(|kl| kl.is_finite()), "{kls:?}");
+    kls[10..].iter().sum::<f32>() / 20.0
+}
+
+/// k1 in the reward (PPO-RLHF's placement) holds the policy near the reference: the larger β,
+/// the smaller the KL.
+#[test]
+fn k1_in_the_reward_holds_the_policy_near_the_reference() {
+    let free = k1_in_reward_kl(0.0);
+    let tight = k1_in_reward_kl(20.0);
+    eprintln!("mean k1 to the initial policy, KL in the reward: β = 0: {free}, 20: {tight}");
+    assert!(tight < 0.5 * free, "KL with β = 0: {free}, β = 20: {tight}");
 }
 
 /// The mean exact KL to the initial policy over updates 11..=30 of a GRPO run with coefficient

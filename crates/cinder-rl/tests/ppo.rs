@@ -1,11 +1,12 @@
-//! PPO behaviour: configuration errors, an identity env it must solve quickly, determinism, and
-//! CartPole-v1 solved within CleanRL's budget.
+//! PPO behaviour: configuration errors, vector envs it must refuse or survive, an identity env it
+//! must solve quickly, determinism, and learning on CartPole-v1 across seeds.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use cinder_env::classic_control::CartPoleVec;
-use cinder_env::make;
-use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
+use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VecStep, VectorEnv};
+use cinder_env::wrappers::TimeLimit;
+use cinder_env::{Env, make};
 use cinder_rl::RlError;
 use cinder_rl::policy::evaluate_greedy;
 use cinder_rl::ppo::{Ppo, PpoConfig};
@@ -122,24 +123,140 @@ fn same_seed_same_metrics() {
     assert_ne!(metrics_of(3, 2), metrics_of(4, 2));
 }
 
+/// PPO (CleanRL's defaults) learns CartPole-v1 on every seed tried: the last-20 mean return
+/// after 60k steps is at least 100 above that of the first update's episodes. Solving (a
+/// greedy 500 within CleanRL's 500k budget) is measured by the benchmarks (`cinder-bench ppo`).
 #[test]
-fn solves_cartpole_within_cleanrl_budget() {
-    let config = PpoConfig::new().with_seed(1);
-    let total = config.total_timesteps;
-    let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep).unwrap();
-    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
-    let mut last = None;
-    while !ppo.finished() {
-        last = Some(ppo.iterate().unwrap());
+fn learns_cartpole_across_seeds() {
+    for seed in [1, 2, 3] {
+        let config = PpoConfig::new()
+            .with_seed(seed)
+            .with_total_timesteps(60_000);
+        let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep).unwrap();
+        let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+        let mut returns: Vec<f64> = Vec::new();
+        let mut first = None;
+        while !ppo.finished() {
+            let metrics = ppo.iterate().unwrap();
+            let episodes = &metrics.common.episode_returns;
+            first.get_or_insert(episodes.iter().sum::<f64>() / episodes.len() as f64);
+            returns.extend(episodes);
+        }
+        let first = first.unwrap();
+        let tail = &returns[returns.len() - 20..];
+        let last = tail.iter().sum::<f64>() / 20.0;
+        eprintln!("PPO seed {seed}: first update {first:.1}, last 20 episodes {last:.1}");
+        assert!(last >= first + 100.0, "seed {seed}: {first} -> {last}");
     }
-    let last = last.unwrap();
-    assert_eq!(last.global_step, total - total % 512);
-    let model = ppo.model().valid();
-    let mut env = make("CartPole-v1").unwrap();
-    let returns = evaluate_greedy(&model, &mut env, 20, 10_000, &Default::default()).unwrap();
-    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+}
+
+/// Gymnasium 1.x's default NextStep autoreset would make PPO train on reset transitions: it is
+/// refused with an error that says what to use, by `new` and by `resume`.
+#[test]
+fn next_step_autoreset_is_refused() {
+    let config = PpoConfig::new().with_num_envs(2);
+    let envs = CartPoleVec::new(2, AutoresetMode::NextStep).unwrap();
+    let err = Ppo::<AB, _>::new(config.clone(), envs, Default::default())
+        .err()
+        .unwrap();
     assert!(
-        mean >= 475.0,
-        "evaluation mean return {mean} over 20 episodes: {returns:?}"
+        err.to_string().contains("AutoresetMode::SameStep") && err.to_string().contains("NextStep"),
+        "{err}"
     );
+    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::NextStep, |_| make("CartPole-v1").unwrap())
+        .unwrap();
+    assert!(Ppo::<AB, _>::new(config, envs, Default::default()).is_err());
+    let envs = CartPoleVec::new(2, AutoresetMode::NextStep).unwrap();
+    let err = Ppo::<AB, _>::resume("no/such/checkpoint.ckpt", envs, Default::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("SameStep"), "{err}");
+}
+
+/// A user's vector env that returns fewer rewards and observations than it has sub-envs: a
+/// typed error, not an index panic.
+#[test]
+fn a_vector_env_with_short_buffers_is_an_error() {
+    struct Short(CartPoleVec);
+    impl VectorEnv for Short {
+        type Action = usize;
+        fn num_envs(&self) -> usize {
+            self.0.num_envs()
+        }
+        fn single_observation_space(&self) -> &cinder_env::Space {
+            self.0.single_observation_space()
+        }
+        fn single_action_space(&self) -> &cinder_env::Space {
+            self.0.single_action_space()
+        }
+        fn autoreset_mode(&self) -> AutoresetMode {
+            AutoresetMode::SameStep
+        }
+        fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<&[f32]> {
+            self.0.reset(seed)
+        }
+        fn step(&mut self, actions: &[usize]) -> cinder_env::Result<VecStep<'_>> {
+            let step = self.0.step(actions)?;
+            Ok(VecStep {
+                rewards: &step.rewards[..1],
+                obs: &step.obs[..3],
+                ..step
+            })
+        }
+    }
+    let config = PpoConfig::new()
+        .with_num_envs(2)
+        .with_num_steps(8)
+        .with_num_minibatches(1)
+        .with_total_timesteps(16);
+    let envs = Short(CartPoleVec::new(2, AutoresetMode::SameStep).unwrap());
+    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+    let err = ppo.iterate().unwrap_err();
+    assert!(matches!(err, RlError::UnsupportedSpace(_)), "{err}");
+    assert!(err.to_string().contains("returned 3 observations"), "{err}");
+}
+
+/// Unnormalised observations of order 10³ (CartPole's scaled by 1000) train without a
+/// non-finite gradient: the policy's tanh stays finite forward and backward.
+#[test]
+fn large_observations_train_without_nan() {
+    #[derive(Debug, Clone)]
+    struct Scaled(cinder_env::classic_control::CartPole);
+    impl Env for Scaled {
+        type Obs = Vec<f32>;
+        type Action = usize;
+        fn observation_space(&self) -> cinder_env::Space {
+            cinder_env::Space::Box(cinder_env::BoxSpace::uniform_bounds(-1e6, 1e6, 4))
+        }
+        fn action_space(&self) -> cinder_env::Space {
+            self.0.action_space()
+        }
+        fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<(Vec<f32>, cinder_env::Info)> {
+            let (obs, info) = self.0.reset(seed)?;
+            Ok((obs.iter().map(|x| x * 1000.0).collect(), info))
+        }
+        fn step(&mut self, action: &usize) -> cinder_env::Result<cinder_env::Step<Vec<f32>>> {
+            let step = self.0.step(action)?;
+            Ok(cinder_env::Step {
+                obs: step.obs.iter().map(|x| x * 1000.0).collect(),
+                reward: step.reward,
+                terminated: step.terminated,
+                truncated: step.truncated,
+                info: step.info,
+            })
+        }
+    }
+    let config = PpoConfig::new()
+        .with_num_envs(2)
+        .with_num_steps(128)
+        .with_total_timesteps(5 * 256);
+    let envs = SyncVectorEnv::from_fn(2, AutoresetMode::SameStep, |_| {
+        TimeLimit::new(Scaled(cinder_env::classic_control::CartPole::new()), 500).unwrap()
+    })
+    .unwrap();
+    let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
+    while !ppo.finished() {
+        let metrics = ppo.iterate().unwrap();
+        assert!(metrics.grad_norm.is_finite(), "{metrics:?}");
+    }
 }

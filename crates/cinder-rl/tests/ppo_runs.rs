@@ -316,6 +316,15 @@ fn adaptive_kl_coefficient_follows_the_rule() {
         .map(|_| ppo.iterate().unwrap().kl_coef.unwrap())
         .collect();
     assert_eq!(betas, [1.0, 0.5, 0.25]);
+    // The rule itself, at and around the band's edges (target 0.01: the band is
+    // [0.01 / 1.5, 0.015]): inside it β stays.
+    let rule = AdaptiveKlConfig::new().with_target(0.01);
+    assert_eq!(rule.adapt(0.8, 0.01), 0.8);
+    assert_eq!(rule.adapt(0.8, 0.0067), 0.8);
+    assert_eq!(rule.adapt(0.8, 0.0149), 0.8);
+    assert_eq!(rule.adapt(0.8, 0.0066), 0.4);
+    assert_eq!(rule.adapt(0.8, 0.0151), 1.6);
+    assert_eq!(rule.adapt(0.8, 0.0), 0.4);
     // Bad penalty settings are refused.
     let err = PpoConfig::new()
         .with_adaptive_kl(Some(AdaptiveKlConfig::new().with_target(0.0)))
@@ -335,13 +344,14 @@ fn adaptive_kl_without_clipping_still_learns_the_identity_env() {
         .with_adaptive_kl(Some(AdaptiveKlConfig::new()));
     let envs = SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| Identity::default()).unwrap();
     let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
-    let mut clip_fractions = Vec::new();
+    let mut betas = Vec::new();
     while !ppo.finished() {
-        clip_fractions.push(ppo.iterate().unwrap().clip_fraction);
+        betas.push(ppo.iterate().unwrap().kl_coef.unwrap());
     }
+    // With no clipping, the adaptive penalty is the only brake: it must have acted.
     assert!(
-        clip_fractions.iter().all(|&c| c == 0.0),
-        "{clip_fractions:?}"
+        betas.windows(2).any(|w| w[0] != w[1]),
+        "β never moved: {betas:?}"
     );
     let mut env = cinder_env::env::Erased::boxed(Identity::default());
     let returns = ppo.evaluate(&mut env, 40, 0).unwrap();

@@ -232,15 +232,30 @@ mod tests {
 
     #[test]
     fn unseeded_reset_continues_the_stream() {
+        // Gymnasium 1.4.0: env = gymnasium.make("CartPole-v1"); env.reset(seed=5);
+        // env.reset()[0], then env.reset()[0] again.
         let mut env = CartPole::new();
         env.reset(Some(5)).unwrap();
         let (second, _) = env.reset(None).unwrap();
-        let mut rng = NpRandom::from_seed(5);
-        for _ in 0..4 {
-            rng.next_f64();
-        }
-        let expected: Vec<f32> = (0..4).map(|_| rng.uniform(-0.05, 0.05) as f32).collect();
-        assert_eq!(second.to_vec(), expected);
+        assert_eq!(
+            second.map(f64::from),
+            [
+                -0.04460693150758743,
+                -0.011663111858069897,
+                -0.009152679704129696,
+                -0.04547248035669327
+            ]
+        );
+        let (third, _) = env.reset(None).unwrap();
+        assert_eq!(
+            third.map(f64::from),
+            [
+                -0.04512422904372215,
+                0.049917612224817276,
+                0.015236911363899708,
+                -0.026548979803919792
+            ]
+        );
     }
 
     #[test]
