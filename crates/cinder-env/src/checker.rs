@@ -176,8 +176,13 @@ pub fn check_env_with<E: Env>(env: &mut E, config: CheckConfig) -> Result<()> {
             env.reset(Some(config.seed.wrapping_add(1 + episode as u64)))?;
             let mut length = 0u64;
             loop {
-                let action = E::Action::from_value(act_space.sample(&mut action_rng))
-                    .expect("checked above");
+                let sample = act_space.sample(&mut action_rng);
+                let action = E::Action::from_value(sample.clone()).ok_or_else(|| {
+                    fail(
+                        "action type takes the space's samples",
+                        format!("the action type cannot hold the sample {sample:?}"),
+                    )
+                })?;
                 let step = env.step(&action)?;
                 length += 1;
                 if length == limit && !step.truncated {

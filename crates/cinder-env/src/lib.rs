@@ -50,6 +50,19 @@
 //! # Ok::<(), cinder_env::EnvError>(())
 //! ```
 
+// Library code returns typed errors: no unwrap, expect or panic outside tests (constants are
+// allowed case by case, with the reason).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 pub mod checker;
 pub mod classic_control;
 pub mod env;

@@ -25,6 +25,10 @@ impl EnvSpec {
     }
 
     /// The env as registered: wrapped in its `TimeLimit`.
+    #[allow(
+        clippy::expect_used,
+        reason = "the registered limits are constants >= 1"
+    )]
     pub fn make(&self) -> DynEnv {
         let env = self.make_unwrapped();
         Erased::boxed(

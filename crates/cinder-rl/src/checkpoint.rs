@@ -5,11 +5,13 @@
 //! and Adam's moments, in this module's own tensor encoding at full precision). Layout:
 //!
 //! ```text
-//! b"CINDERCK" | format version (u32 LE) | header length (u64 LE) | header JSON | sections...
+//! b"CINDERCK" | format version (u32 LE) | header length (u64 LE) | header CRC-32 (u32 LE)
+//!            | header JSON | sections...
 //! ```
 //!
-//! The header lists each section's name, length and CRC-32, so that a truncated or corrupted
-//! file is reported as such instead of being fed to the decoder. Files are written to a
+//! The header is itself checksummed and lists each section's name, length and CRC-32, so that
+//! any truncated or corrupted byte is reported as such instead of being fed to a decoder or
+//! silently changing a resumed run's state. Files are written to a
 //! temporary name in the same folder, flushed to disk, then renamed over the old checkpoint: a
 //! crash mid-write leaves the last good checkpoint intact.
 //!
@@ -36,6 +38,8 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"CINDERCK";
 /// 2: tensors in this module's own encoding (1 used Burn's `BinBytesRecorder`).
 const FORMAT_VERSION: u32 = 2;
+/// Magic, version, header length and header checksum.
+const PREAMBLE: usize = 8 + 4 + 8 + 4;
 
 /// Where a section sits in the file and how to check it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,11 +183,12 @@ impl Checkpoint {
         };
         let header = serde_json::to_vec(&header).map_err(|e| corrupt(path, e))?;
         let mut bytes = Vec::with_capacity(
-            20 + header.len() + self.sections.iter().map(|s| s.1.len()).sum::<usize>(),
+            PREAMBLE + header.len() + self.sections.iter().map(|s| s.1.len()).sum::<usize>(),
         );
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
         bytes.extend_from_slice(&header);
         for (_, section) in &self.sections {
             bytes.extend_from_slice(section);
@@ -198,25 +203,45 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source: e,
         })?;
-        if bytes.len() < 20 || &bytes[..8] != MAGIC {
+        let (magic, rest) = bytes.split_at(bytes.len().min(8));
+        if magic != MAGIC {
             return Err(corrupt(
                 path,
                 "it is not a Cinder checkpoint (bad magic bytes)",
             ));
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        let field = |range: std::ops::Range<usize>| {
+            rest.get(range)
+                .ok_or_else(|| corrupt(path, "the file is truncated (preamble)"))
+        };
+        let u32_at = |at: usize| -> Result<u32> {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(field(at..at + 4)?);
+            Ok(u32::from_le_bytes(b))
+        };
+        let version = u32_at(0)?;
         if version != FORMAT_VERSION {
             return Err(corrupt(
                 path,
                 format!("format version {version}, this build reads version {FORMAT_VERSION}"),
             ));
         }
-        let header_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-        let header_end = 20usize
+        let mut len_bytes = [0u8; 8];
+        len_bytes.copy_from_slice(field(4..12)?);
+        let header_len = u64::from_le_bytes(len_bytes);
+        let header_crc = u32_at(12)?;
+        let header_end = PREAMBLE
             .checked_add(usize::try_from(header_len).unwrap_or(usize::MAX))
             .filter(|&end| end <= bytes.len())
             .ok_or_else(|| corrupt(path, "the file is truncated (header)"))?;
-        let header: FileHeader = serde_json::from_slice(&bytes[20..header_end])
+        let header_bytes = &bytes[PREAMBLE..header_end];
+        if crc32fast::hash(header_bytes) != header_crc {
+            return Err(corrupt(
+                path,
+                "the header fails its checksum: the file is corrupt",
+            ));
+        }
+        let header: FileHeader = serde_json::from_slice(header_bytes)
             .map_err(|e| corrupt(path, format!("unreadable header: {e}")))?;
         let mut offset = header_end;
         let mut sections = Vec::with_capacity(header.sections.len());

@@ -36,6 +36,19 @@
 //! # Ok::<(), cinder_rl::RlError>(())
 //! ```
 
+// Library code returns typed errors: no unwrap, expect or panic outside tests (constants are
+// allowed case by case, with the reason).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 pub mod advantages;
 pub mod checkpoint;
 pub mod distributions;

@@ -343,14 +343,59 @@ impl<B: Backend> ActorCritic<B> {
 
     /// Stable-Baselines3's `evaluate_actions`: `(log_probs, entropy, values)`, each `[batch]`,
     /// for the actions taken in `obs`.
+    ///
+    /// Errors ([`RlError::InvalidInput`]): observations that are not `[batch, obs_dim]`, or
+    /// actions that are not `[batch]` (discrete) or `[batch, action_dim]` (continuous).
     pub fn evaluate_actions(
         &self,
         obs: Tensor<B, 2>,
         actions: Actions<B>,
     ) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>)> {
+        self.check_batch(&obs, &actions)?;
         let dist = self.distribution(obs.clone());
         let log_probs = dist.log_prob(actions)?;
         Ok((log_probs, dist.entropy(), self.value(obs)))
+    }
+
+    /// Checks that `obs` is `[batch, obs_dim]` and `actions` fit it; returns `batch`.
+    pub fn check_batch(&self, obs: &Tensor<B, 2>, actions: &Actions<B>) -> Result<usize> {
+        let [batch, width] = obs.dims();
+        if width != self.obs_dim() {
+            return Err(RlError::InvalidInput(format!(
+                "observations of width {width}, the policy takes {}",
+                self.obs_dim()
+            )));
+        }
+        let action_dim = self.action_dim();
+        let fits = match (actions, &self.log_std) {
+            (Actions::Discrete(a), None) => a.dims() == [batch],
+            (Actions::Continuous(a), Some(_)) => a.dims() == [batch, action_dim],
+            _ => false,
+        };
+        if !fits {
+            return Err(RlError::InvalidInput(format!(
+                "actions do not fit {batch} observations of this {} policy (expected [{batch}]{})",
+                if self.log_std.is_some() {
+                    "continuous"
+                } else {
+                    "discrete"
+                },
+                if self.log_std.is_some() {
+                    format!(" rows of {action_dim}")
+                } else {
+                    " indices".into()
+                }
+            )));
+        }
+        Ok(batch)
+    }
+
+    /// Number of discrete actions, or the dimension of a continuous action.
+    pub fn action_dim(&self) -> usize {
+        self.actor
+            .layers
+            .last()
+            .map_or(0, |layer| layer.weight.val().dims()[1])
     }
 
     /// Floats per observation the policy takes.
@@ -520,9 +565,25 @@ mod tests {
         assert!(h.iter().all(|&h| (h - 3f32.ln()).abs() < 1e-3), "{h:?}");
         let lp: Vec<f32> = log_probs.into_data().to_vec().unwrap();
         assert!(lp.iter().all(|&l| (l + 3f32.ln()).abs() < 0.05), "{lp:?}");
-        let wrong =
-            model.evaluate_actions(obs, Actions::Continuous(Tensor::zeros([5, 3], &device)));
+        let wrong = model.evaluate_actions(
+            obs.clone(),
+            Actions::Continuous(Tensor::zeros([5, 3], &device)),
+        );
         assert!(wrong.is_err());
+        // Shapes that do not fit are errors, not panics inside Burn.
+        let narrow = Tensor::<B, 2>::zeros([5, 3], &device);
+        let err = model
+            .evaluate_actions(narrow, Actions::Discrete(actions.clone()))
+            .unwrap_err();
+        assert!(err.to_string().contains("observations of width 3"), "{err}");
+        let short = actions.slice([0..4]);
+        let err = model
+            .evaluate_actions(obs, Actions::Discrete(short))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("do not fit 5 observations"),
+            "{err}"
+        );
     }
 
     #[test]

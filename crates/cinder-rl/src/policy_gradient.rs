@@ -522,6 +522,30 @@ pub fn pg_loss<B: Backend>(
         returns,
         reference,
     } = batch;
+    let rows = model.check_batch(&obs, &actions)?;
+    for (name, t) in [
+        ("old_log_probs", Some(&old_log_probs)),
+        ("advantages", Some(&advantages)),
+        ("weights", Some(&weights)),
+        ("returns", returns.as_ref()),
+    ] {
+        if let Some(t) = t {
+            crate::ppo::check_rows(name, t, rows)?;
+        }
+    }
+    match &reference {
+        Some(ReferenceOutputs::LogProbs(r)) => {
+            crate::ppo::check_rows("reference log-probs", r, rows)?
+        }
+        Some(ReferenceOutputs::Categorical(r)) if r.dims() != [rows, model.action_dim()] => {
+            return Err(RlError::InvalidInput(format!(
+                "the reference distributions are {:?}, the batch needs [{rows}, {}]",
+                r.dims(),
+                model.action_dim()
+            )));
+        }
+        _ => {}
+    }
     let dist = model.distribution(obs.clone());
     let log_probs = dist.log_prob(actions)?;
     let entropy = dist.entropy();

@@ -138,7 +138,7 @@ impl AdaptiveKlConfig {
 impl PpoConfig {
     /// `num_envs × num_steps`.
     pub fn batch_size(&self) -> usize {
-        self.num_envs * self.num_steps
+        self.num_envs.saturating_mul(self.num_steps)
     }
 
     /// `batch_size / num_minibatches`.
@@ -164,6 +164,12 @@ impl PpoConfig {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
             }
+        }
+        if self.num_envs.checked_mul(self.num_steps).is_none() {
+            return bad(format!(
+                "num_envs × num_steps ({} × {}) does not fit in memory's address space",
+                self.num_envs, self.num_steps
+            ));
         }
         if self.batch_size() % self.num_minibatches != 0 {
             return bad(format!(
@@ -338,6 +344,15 @@ pub fn ppo_loss<B: Backend>(
         old_values,
         returns,
     } = minibatch;
+    let batch = model.check_batch(&obs, &actions)?;
+    for (name, t) in [
+        ("old_log_probs", &old_log_probs),
+        ("advantages", &advantages),
+        ("old_values", &old_values),
+        ("returns", &returns),
+    ] {
+        check_rows(name, t, batch)?;
+    }
     let clip = if config.clip_surrogate {
         config.clip_coef
     } else {
@@ -366,6 +381,18 @@ pub fn ppo_loss<B: Backend>(
         approx_kl: surrogate.approx_kl,
         clip_fraction: surrogate.clip_fraction,
     })
+}
+
+/// `Ok` when `t` is `[rows]`.
+pub(crate) fn check_rows<B: Backend>(name: &str, t: &Tensor<B, 1>, rows: usize) -> Result<()> {
+    let [got] = t.dims();
+    if got == rows {
+        Ok(())
+    } else {
+        Err(RlError::InvalidInput(format!(
+            "{name} has {got} rows, the batch has {rows}"
+        )))
+    }
 }
 
 /// One rollout step's actions: for the envs, flattened for storage, and their log-probs.

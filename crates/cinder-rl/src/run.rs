@@ -437,6 +437,7 @@ struct Progress {
 }
 
 impl Progress {
+    #[allow(clippy::expect_used, reason = "a constant, valid template")]
     fn new<L: Learner>(enabled: bool, learner: &L) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let bar = (enabled && terminal).then(|| {

@@ -26,6 +26,10 @@ pub(crate) fn indices1<Bk: Backend>(data: &[f32], device: &Bk::Device) -> Tensor
 }
 
 /// A float tensor's values on the host.
+#[allow(
+    clippy::expect_used,
+    reason = "converted to f32 first: reading f32 cannot fail"
+)]
 pub(crate) fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()

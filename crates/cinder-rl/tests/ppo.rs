@@ -150,6 +150,34 @@ fn learns_cartpole_across_seeds() {
     }
 }
 
+/// A minibatch whose tensors disagree in length is an error naming the tensor.
+#[test]
+fn ppo_loss_refuses_mismatched_minibatches() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use cinder_rl::policy::{Actions, ActorCriticConfig};
+    use cinder_rl::ppo::{Minibatch, ppo_loss};
+    let device = Default::default();
+    let model = ActorCriticConfig::new(4, 2).init::<AB>(&device).unwrap();
+    let ones = |n: usize| Tensor::<AB, 1>::ones([n], &device);
+    let minibatch = Minibatch {
+        obs: Tensor::zeros([3, 4], &device),
+        actions: Actions::Discrete(Tensor::<AB, 1, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 0], [3]),
+            &device,
+        )),
+        old_log_probs: ones(3),
+        advantages: ones(2),
+        old_values: ones(3),
+        returns: ones(3),
+    };
+    let err = ppo_loss(&model, minibatch, &PpoConfig::new(), None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("advantages has 2 rows, the batch has 3"),
+        "{err}"
+    );
+}
+
 /// Gymnasium 1.x's default NextStep autoreset would make PPO train on reset transitions: it is
 /// refused with an error that says what to use, by `new` and by `resume`.
 #[test]

@@ -208,6 +208,7 @@ impl Env for Acrobot {
     type Obs = [f32; 6];
     type Action = usize;
 
+    #[allow(clippy::expect_used, reason = "constant bounds, low <= high")]
     fn observation_space(&self) -> Space {
         let high = [1.0, 1.0, 1.0, 1.0, MAX_VEL_1 as f32, MAX_VEL_2 as f32];
         Space::Box(BoxSpace::new(high.map(|h| -h).to_vec(), high.to_vec()).expect("valid bounds"))

@@ -171,6 +171,7 @@ impl Env for CartPole {
     type Obs = [f32; 4];
     type Action = usize;
 
+    #[allow(clippy::expect_used, reason = "constant bounds, low <= high")]
     fn observation_space(&self) -> Space {
         let high = [
             (X_THRESHOLD * 2.0) as f32,

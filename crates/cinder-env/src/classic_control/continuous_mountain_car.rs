@@ -187,6 +187,7 @@ impl Env for MountainCarContinuous {
     type Obs = [f32; 2];
     type Action = [f32; 1];
 
+    #[allow(clippy::expect_used, reason = "constant bounds, low <= high")]
     fn observation_space(&self) -> Space {
         let low = vec![MIN_POSITION as f32, -MAX_SPEED as f32];
         let high = vec![MAX_POSITION as f32, MAX_SPEED as f32];

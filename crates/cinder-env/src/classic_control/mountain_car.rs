@@ -115,6 +115,7 @@ impl Env for MountainCar {
     type Obs = [f32; 2];
     type Action = usize;
 
+    #[allow(clippy::expect_used, reason = "constant bounds, low <= high")]
     fn observation_space(&self) -> Space {
         let low = vec![MIN_POSITION as f32, -MAX_SPEED as f32];
         let high = vec![MAX_POSITION as f32, MAX_SPEED as f32];

@@ -118,6 +118,7 @@ impl Env for Pendulum {
     type Obs = [f32; 3];
     type Action = [f32; 1];
 
+    #[allow(clippy::expect_used, reason = "constant bounds, low <= high")]
     fn observation_space(&self) -> Space {
         let high = vec![1.0, 1.0, MAX_SPEED as f32];
         let low = high.iter().map(|h| -h).collect();
