@@ -12,7 +12,7 @@ use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 use cinder_env::wrappers::{ClipAction, RecordEpisodeStatistics, TimeLimit};
 use cinder_env::{DynEnv, Env, Space, Value, make, registry};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestRng, TestRunner};
 use std::io::Write;
 
 /// Cases per target: thousands in all, well within a minute in CI's test profile.
@@ -20,7 +20,12 @@ const CASES: u32 = 2000;
 
 /// Records the number of generated inputs of one target.
 fn report(target: &str, cases: u64) {
-    let line = format!("properties: {target}: {cases} generated inputs");
+    report_count(target, cases, "generated inputs");
+}
+
+/// Records a count of `what` for one target.
+fn report_count(target: &str, count: u64, what: &str) {
+    let line = format!("properties: {target}: {count} {what}");
     eprintln!("{line}");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("property_cases.txt");
     if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -30,6 +35,32 @@ fn report(target: &str, cases: u64) {
     {
         let _ = writeln!(file, "{line}");
     }
+}
+
+/// Runs `test` on `cases` inputs of `strategy` (proptest shrinks a failure to a minimal input
+/// and the panic shows it) and returns how many inputs were generated.
+fn check<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value)) -> u64
+where
+    S::Value: std::fmt::Debug,
+{
+    // A fixed seed: every run tests the same inputs, so a failure in CI reproduces locally.
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let count = std::cell::Cell::new(0u64);
+    runner
+        .run(&strategy, |value| {
+            count.set(count.get() + 1);
+            test(value);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    report(name, count.get());
+    count.get()
 }
 
 /// Floats a careless or hostile caller can produce, weighted towards the special ones.
@@ -122,8 +153,11 @@ fn exercise(name: &str, env: &mut DynEnv, ops: &[Op]) {
 
 /// The envs under test, each built fresh: every registered id as `make` gives it, every
 /// unwrapped env, and the wrappers over them.
-fn env_variants() -> Vec<(String, fn(&'static str) -> DynEnv, &'static str)> {
-    let mut out: Vec<(String, fn(&'static str) -> DynEnv, &'static str)> = Vec::new();
+/// A named way to build an env from a registered id.
+type Variant = (String, fn(&'static str) -> DynEnv, &'static str);
+
+fn env_variants() -> Vec<Variant> {
+    let mut out: Vec<Variant> = Vec::new();
     for spec in registry::REGISTRY {
         out.push((
             format!("make({})", spec.id),
@@ -161,22 +195,9 @@ fn env_variants() -> Vec<(String, fn(&'static str) -> DynEnv, &'static str)> {
 fn envs_and_wrappers_never_panic_on_generated_input() {
     let mut total = 0u64;
     for (name, build, id) in env_variants() {
-        let mut runner = TestRunner::new(Config {
-            cases: CASES,
-            failure_persistence: None,
-            ..Config::default()
+        total += check(&name, CASES, ops(), |ops| {
+            exercise(&name, &mut build(id), &ops)
         });
-        let cases = std::cell::Cell::new(0u64);
-        runner
-            .run(&ops(), |ops| {
-                cases.set(cases.get() + 1);
-                let mut env = build(id);
-                exercise(&name, &mut env, &ops);
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        report(&name, cases.get());
-        total += cases.get();
     }
     report("envs and wrappers (all)", total);
 }
@@ -256,44 +277,20 @@ fn vector_envs_never_panic_on_generated_input() {
     for mode in [AutoresetMode::SameStep, AutoresetMode::NextStep] {
         for spec in registry::REGISTRY {
             let name = format!("SyncVectorEnv<{}> x3, {mode:?}", spec.id);
-            let mut runner = TestRunner::new(Config {
-                cases: CASES / 4,
-                failure_persistence: None,
-                ..Config::default()
+            total += check(&name, CASES / 4, vec_ops(), |ops| {
+                let envs: Vec<DynEnv> = (0..3).map(|_| spec.make()).collect();
+                let mut vec_env = SyncVectorEnv::new(envs, mode).expect("same spaces");
+                exercise_vec(&name, &mut vec_env, &ops, Some);
             });
-            let cases = std::cell::Cell::new(0u64);
-            runner
-                .run(&vec_ops(), |ops| {
-                    cases.set(cases.get() + 1);
-                    let envs: Vec<DynEnv> = (0..3).map(|_| spec.make()).collect();
-                    let mut vec_env = SyncVectorEnv::new(envs, mode).expect("same spaces");
-                    exercise_vec(&name, &mut vec_env, &ops, Some);
-                    Ok(())
-                })
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            report(&name, cases.get());
-            total += cases.get();
         }
         let name = format!("CartPoleVec x3 (time limit 9), {mode:?}");
-        let mut runner = TestRunner::new(Config {
-            cases: CASES,
-            failure_persistence: None,
-            ..Config::default()
+        total += check(&name, CASES, vec_ops(), |ops| {
+            let mut vec_env = CartPoleVec::with_time_limit(3, mode, 9).expect("3 envs");
+            exercise_vec(&name, &mut vec_env, &ops, |v| match v {
+                Value::Discrete(a) => Some(a),
+                Value::Continuous(_) => None,
+            });
         });
-        let cases = std::cell::Cell::new(0u64);
-        runner
-            .run(&vec_ops(), |ops| {
-                cases.set(cases.get() + 1);
-                let mut vec_env = CartPoleVec::with_time_limit(3, mode, 9).expect("3 envs");
-                exercise_vec(&name, &mut vec_env, &ops, |v| match v {
-                    Value::Discrete(a) => Some(a),
-                    Value::Continuous(_) => None,
-                });
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        report(&name, cases.get());
-        total += cases.get();
     }
     report("vector envs (all)", total);
 }

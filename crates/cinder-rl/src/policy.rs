@@ -576,7 +576,7 @@ mod tests {
             .evaluate_actions(narrow, Actions::Discrete(actions.clone()))
             .unwrap_err();
         assert!(err.to_string().contains("observations of width 3"), "{err}");
-        let short = actions.slice([0..4]);
+        let short = actions.narrow(0, 0, 4);
         let err = model
             .evaluate_actions(obs, Actions::Discrete(short))
             .unwrap_err();

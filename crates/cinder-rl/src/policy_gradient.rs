@@ -43,7 +43,7 @@ use crate::losses::{
 };
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
-use crate::tensors::{indices1, read, tensor1, tensor2};
+use crate::tensors::{UpdateChecks, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -1099,17 +1099,17 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         // step's loss and gradient norm are read with the other diagnostics in one read at the
         // end; if one is not finite, the policy and Adam's state go back to this snapshot.
         let snapshot = (self.model.clone(), self.optimizer.clone());
-        let mut checks: Vec<Tensor<B::InnerBackend, 1>> = Vec::new(); // [loss, grad norm] per step
+        let mut checks = UpdateChecks::<B::InnerBackend>::new();
         let mut last = None;
         let mut clip_fraction_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         // Without a limit the norm is still measured (and checked).
         let max_norm = cfg.max_grad_norm.unwrap_or(f32::INFINITY);
         for _ in 0..cfg.update_iterations {
             let terms = pg_loss(&self.model, pg_batch.clone(), &cfg)?;
-            checks.push(terms.loss.clone().detach().inner());
+            let loss = terms.loss.clone().detach().inner();
             let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
             let (grads, norm) = clip_grad_norm::<B, _>(&self.model, grads, max_norm, &dev);
-            checks.push(norm);
+            checks.push(loss, norm);
             self.model = self
                 .optimizer
                 .step(cfg.learning_rate, self.model.clone(), grads);
@@ -1122,12 +1122,11 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         }
         let terms = last
             .ok_or_else(|| RlError::InvalidConfig("update_iterations must be at least 1".into()))?;
-        // One read: parameter norm, the last step's diagnostics, the clip fractions, then the
-        // (loss, gradient norm) of every step.
+        // One read: the parameter norm, the last step's diagnostics, the clip fractions and
+        // every step's loss and gradient norm.
         let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], &dev);
         let optional = |t: Option<Tensor<B, 1>>| t.map_or_else(zero, |t| t.detach().inner());
-        let mut summary = vec![
-            parameter_norm_tensor(&self.model, &dev).inner(),
+        let diagnostics = vec![
             terms.policy_loss.detach().inner(),
             optional(terms.value_loss.clone()),
             terms.entropy.detach().inner(),
@@ -1135,20 +1134,14 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             terms.approx_kl.detach().inner(),
             clip_fraction_sum.unwrap_or_else(zero),
         ];
-        summary.extend(checks);
-        let values_read = read(Tensor::cat(summary, 0));
-        let (head, checks) = values_read.split_at(7);
-        let first_bad = checks
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| (if k % 2 == 0 { "loss" } else { "gradient norm" }, v))
-            .chain([("parameter norm", head[0])])
-            .find(|(_, v)| !v.is_finite());
-        if let Some((quantity, value)) = first_bad {
-            (self.model, self.optimizer) = snapshot;
-            RlError::ensure_finite(iteration, quantity, value)?;
-        }
-        let grad_norm = checks.last().copied().unwrap_or(0.0);
+        let parameters = parameter_norm_tensor(&self.model, &dev).inner();
+        let (head, grad_norm) = match checks.read(iteration, parameters, diagnostics) {
+            Ok(read) => read,
+            Err(e) => {
+                (self.model, self.optimizer) = snapshot;
+                return Err(e);
+            }
+        };
 
         // --- The reference policy, refreshed when due.
         if let Some(ReferenceKlConfig {
@@ -1171,13 +1164,13 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             global_step: self.state.global_step,
             batch_steps: steps as u64,
             learning_rate: cfg.learning_rate,
-            policy_loss: head[1],
-            value_loss: terms.value_loss.is_some().then_some(head[2]),
-            entropy: head[3],
-            kl_to_reference: terms.kl_to_reference.is_some().then_some(head[4]),
+            policy_loss: head[0],
+            value_loss: terms.value_loss.is_some().then_some(head[1]),
+            entropy: head[2],
+            kl_to_reference: terms.kl_to_reference.is_some().then_some(head[3]),
             kl_coef: cfg.reference_kl.as_ref().map(|k| k.coef),
-            approx_kl: head[5],
-            clip_fraction: head[6] / cfg.update_iterations as f32,
+            approx_kl: head[4],
+            clip_fraction: head[5] / cfg.update_iterations as f32,
             grad_norm,
             baseline: baseline_used,
             explained_variance: explained,

@@ -22,7 +22,7 @@ use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
-use crate::tensors::{indices1, read, tensor1, tensor2};
+use crate::tensors::{UpdateChecks, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -87,7 +87,8 @@ pub struct PpoConfig {
     /// Maximum global gradient norm.
     #[config(default = 0.5)]
     pub max_grad_norm: f32,
-    /// Stop the epochs of an update early once `approx_kl` exceeds this.
+    /// Stop the epochs of an update early once `approx_kl` exceeds this (checking it reads the
+    /// KL back from the device once per epoch; without it, an update reads once in all).
     #[config(default = "None")]
     pub target_kl: Option<f32>,
     /// Units per hidden layer of the actor and the critic.
@@ -823,7 +824,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         // diagnostics in one read at the end of the update. If one is not finite, the policy
         // and Adam's state go back to this snapshot, as if the update had not been applied.
         let snapshot = (self.model.clone(), self.optimizer.clone());
-        let mut checks: Vec<Tensor<B::InnerBackend, 1>> = Vec::new(); // [loss, grad norm] per minibatch
+        let mut checks = UpdateChecks::<B::InnerBackend>::new();
         // The last minibatch's (policy loss, value loss, entropy, approx_kl); the clip
         // fractions summed over minibatches, the KLs over the current epoch's (for the
         // adaptive penalty).
@@ -877,11 +878,11 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                     &cfg,
                     kl_coef,
                 )?;
-                checks.push(terms.loss.clone().detach().inner());
+                let loss = terms.loss.clone().detach().inner();
                 let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
                 let (grads, grad_norm) =
                     clip_grad_norm::<B, _>(&self.model, grads, cfg.max_grad_norm, &dev);
-                checks.push(grad_norm);
+                checks.push(loss, grad_norm);
                 self.model = self
                     .optimizer
                     .step(learning_rate, self.model.clone(), grads);
@@ -909,9 +910,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let zero = || Tensor::<B::InnerBackend, 1>::zeros([1], &dev);
         let [pg_last, v_last, ent_last, kl_last] =
             last.unwrap_or_else(|| [zero(), zero(), zero(), zero()]);
-        let parameters = parameter_norm_tensor(&self.model, &dev).inner();
-        let mut summary = vec![
-            parameters,
+        let diagnostics = vec![
             pg_last,
             v_last,
             ent_last,
@@ -919,22 +918,16 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             clip_fraction_sum.unwrap_or_else(zero),
             epoch_kl_sum.unwrap_or_else(zero),
         ];
-        summary.extend(checks);
-        let values_read = read(Tensor::cat(summary, 0));
-        let (head, checks) = values_read.split_at(7);
-        let first_bad = checks
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| (if k % 2 == 0 { "loss" } else { "gradient norm" }, v))
-            .chain([("parameter norm", head[0])])
-            .find(|(_, v)| !v.is_finite());
-        if let Some((quantity, value)) = first_bad {
-            (self.model, self.optimizer) = snapshot;
-            RlError::ensure_finite(iteration, quantity, value)?;
-        }
+        let parameters = parameter_norm_tensor(&self.model, &dev).inner();
+        let (head, norm_last) = match checks.read(iteration, parameters, diagnostics) {
+            Ok(read) => read,
+            Err(e) => {
+                (self.model, self.optimizer) = snapshot;
+                return Err(e);
+            }
+        };
         let [pg_last, v_last, ent_last, kl_last, clip_sum, epoch_kl] =
-            [head[1], head[2], head[3], head[4], head[5], head[6]];
-        let norm_last = checks.last().copied().unwrap_or(0.0);
+            [head[0], head[1], head[2], head[3], head[4], head[5]];
         let clip_fraction = clip_sum / num_minibatches_run.max(1) as f32;
         // PPO's adaptive penalty: steer β by the mean KL of the last epoch.
         if let (Some(kl_cfg), Some(beta)) = (&cfg.adaptive_kl, self.state.kl_coef.as_mut()) {

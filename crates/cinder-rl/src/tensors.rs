@@ -36,3 +36,51 @@ pub(crate) fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
         .to_vec::<f32>()
         .expect("float tensor")
 }
+
+/// The finiteness checks of one update, kept on the device: the loss and gradient norm of each
+/// gradient step. [`UpdateChecks::read`] reads them with the update's diagnostics in a single
+/// device read (a sync on a GPU) instead of one per step.
+pub(crate) struct UpdateChecks<B: Backend> {
+    values: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> UpdateChecks<B> {
+    pub(crate) fn new() -> Self {
+        Self { values: Vec::new() }
+    }
+
+    /// Records one gradient step's loss and gradient norm (each `[1]`).
+    pub(crate) fn push(&mut self, loss: Tensor<B, 1>, grad_norm: Tensor<B, 1>) {
+        self.values.push(loss);
+        self.values.push(grad_norm);
+    }
+
+    /// Reads the parameter norm, `diagnostics` (each `[1]`) and the recorded checks at once.
+    /// Returns the diagnostics' values and the last step's gradient norm, or
+    /// [`crate::RlError::NonFinite`] for the first non-finite quantity in the order they arose
+    /// (each step's loss, then its gradient norm, then the final parameter norm).
+    pub(crate) fn read(
+        self,
+        iteration: u64,
+        parameter_norm: Tensor<B, 1>,
+        diagnostics: Vec<Tensor<B, 1>>,
+    ) -> crate::Result<(Vec<f32>, f32)> {
+        let n = diagnostics.len();
+        let mut all = vec![parameter_norm];
+        all.extend(diagnostics);
+        all.extend(self.values);
+        let values = read(Tensor::cat(all, 0));
+        let (head, steps) = values.split_at(1 + n);
+        let first_bad = steps
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| (if k % 2 == 0 { "loss" } else { "gradient norm" }, v))
+            .chain(head.first().map(|&v| ("parameter norm", v)))
+            .find(|(_, v)| !v.is_finite());
+        if let Some((quantity, value)) = first_bad {
+            crate::RlError::ensure_finite(iteration, quantity, value)?;
+        }
+        let grad_norm = steps.last().copied().unwrap_or(0.0);
+        Ok((head.get(1..).unwrap_or_default().to_vec(), grad_norm))
+    }
+}

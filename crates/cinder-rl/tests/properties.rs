@@ -30,7 +30,7 @@ use cinder_rl::policy_gradient::{
 use cinder_rl::ppo::{AdaptiveKlConfig, Ppo, PpoConfig};
 use cinder_rl::run::{Learner, RunDir, TrainOptions, files, train};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestRng, TestRunner};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,12 @@ type B = NdArray<f32>;
 
 /// Records the number of generated inputs of one target.
 fn report(target: &str, cases: u64) {
-    let line = format!("properties: {target}: {cases} generated inputs");
+    report_count(target, cases, "generated inputs");
+}
+
+/// Records a count of `what` for one target.
+fn report_count(target: &str, count: u64, what: &str) {
+    let line = format!("properties: {target}: {count} {what}");
     eprintln!("{line}");
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("property_cases.txt");
     if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -51,11 +56,14 @@ fn report(target: &str, cases: u64) {
     }
 }
 
-/// How many generated configs passed validation and were built and run, per target.
-static BUILT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+thread_local! {
+    /// How many learners this test's thread built from validated configs and ran (each test
+    /// runs on its own thread).
+    static BUILT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
 fn built() {
-    BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    BUILT.with(|b| b.set(b.get() + 1));
 }
 
 /// Runs `test` on `cases` inputs of `strategy`, panicking with proptest's minimal failing
@@ -64,11 +72,14 @@ fn check<S: Strategy>(target: &str, cases: u32, strategy: S, test: impl Fn(S::Va
 where
     S::Value: std::fmt::Debug,
 {
-    let mut runner = TestRunner::new(Config {
+    // A fixed seed: every run tests the same inputs, so a failure in CI reproduces locally.
+    let config = Config {
         cases,
         failure_persistence: None,
         ..Config::default()
-    });
+    };
+    let rng = TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
     let count = std::cell::Cell::new(0u64);
     runner
         .run(&strategy, |value| {
@@ -77,11 +88,12 @@ where
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{target}: {e}"));
-    let built = BUILT.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let built = BUILT.with(|b| b.replace(0));
     if built > 0 {
-        report(
-            &format!("{target}: learners built from validated configs and run"),
+        report_count(
+            target,
             built,
+            "learners built from validated configs and run",
         );
     }
     report(target, count.get());
