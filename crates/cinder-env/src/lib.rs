@@ -4,7 +4,7 @@
 //!
 //! - the [`Env`] contract (`reset(seed) -> (obs, info)`, `step(action) -> Step`), [spaces](space)
 //!   (`Discrete`, `Box`), [wrappers] that each change one thing (`TimeLimit`,
-//!   `RecordEpisodeStatistics`, `ClipAction`), a [registry] of ids with [`make`], a
+//!   `RecordEpisodeStatistics`, `ClipAction`, `NormalizeObservation`, `NormalizeReward`), a [registry] of ids with [`make`], a
 //!   [vector env](vector) with automatic reset, and an env checker, [`check_env`];
 //! - the five [classic-control](classic_control) environments, bit for bit identical to
 //!   Gymnasium 1.x: the same seed gives the same initial state, and the same actions give the same

@@ -1,4 +1,4 @@
-//! Generated bad input against every env, wrapper and vector env: any action (any `usize`, any
+//! Generated bad input against every env, wrapper (normalisation included) and vector env: any action (any `usize`, any
 //! `f32` including NaN, ±inf, subnormals and 1e30, any length), `step` before `reset` and after
 //! the end, any seed. Each call must return a typed error or a valid step, never panic, and the
 //! env must still work afterwards (a seeded reset and a valid step succeed).
@@ -9,7 +9,9 @@
 use cinder_env::classic_control::CartPoleVec;
 use cinder_env::rng::NpRandom;
 use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
-use cinder_env::wrappers::{ClipAction, RecordEpisodeStatistics, TimeLimit};
+use cinder_env::wrappers::{
+    ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TimeLimit,
+};
 use cinder_env::{DynEnv, Env, Space, Value, make, registry};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRng, TestRunner};
@@ -173,6 +175,19 @@ fn env_variants() -> Vec<Variant> {
                 let inner = registry::spec(id).expect("registered").make_unwrapped();
                 let limited = TimeLimit::new(RecordEpisodeStatistics::new(inner), 7).expect("7");
                 cinder_env::env::Erased::boxed(limited)
+            },
+            spec.id,
+        ));
+        out.push((
+            format!(
+                "NormalizeReward(NormalizeObservation(make({})), clip 10)",
+                spec.id
+            ),
+            |id| {
+                let obs = NormalizeObservation::new(make(id).expect("registered")).expect("a Box");
+                cinder_env::env::Erased::boxed(
+                    NormalizeReward::with_options(obs, 0.99, 1e-8, Some(10.0)).expect("valid"),
+                )
             },
             spec.id,
         ));

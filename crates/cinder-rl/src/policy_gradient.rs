@@ -646,7 +646,8 @@ pub struct PgMetrics {
     pub baseline: Option<f64>,
     /// Explained variance of the critic's values for the returns-to-go (with a critic).
     pub explained_variance: Option<f64>,
-    /// Group-relative advantages: the mean episode return over the batch's groups.
+    /// Group-relative advantages: the mean episode return over the batch's groups (the scores
+    /// the groups were compared by: with the KL in the reward, returns minus `β · Σ k_t`).
     pub group_return_mean: Option<f64>,
     /// Group-relative advantages: the mean within-group standard deviation of returns.
     pub group_return_std: Option<f64>,

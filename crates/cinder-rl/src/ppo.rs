@@ -168,7 +168,7 @@ impl PpoConfig {
         }
         if self.num_envs.checked_mul(self.num_steps).is_none() {
             return bad(format!(
-                "num_envs × num_steps ({} × {}) does not fit in memory's address space",
+                "num_envs × num_steps ({} × {}) overflows: the rollout could not be stored",
                 self.num_envs, self.num_steps
             ));
         }

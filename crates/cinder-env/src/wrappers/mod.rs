@@ -1,9 +1,11 @@
 //! Wrappers, each changing one thing about an env, as Gymnasium's do.
 
 mod clip_action;
+mod normalize;
 mod record_episode_statistics;
 mod time_limit;
 
 pub use clip_action::ClipAction;
+pub use normalize::{NormalizeObservation, NormalizeReward, RunningMeanStd, StatFloat};
 pub use record_episode_statistics::RecordEpisodeStatistics;
 pub use time_limit::TimeLimit;
