@@ -43,7 +43,7 @@ use crate::losses::{
 };
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
-use crate::tensors::{UpdateChecks, indices1, read, tensor1, tensor2};
+use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -530,13 +530,11 @@ pub fn pg_loss<B: Backend>(
         ("returns", returns.as_ref()),
     ] {
         if let Some(t) = t {
-            crate::ppo::check_rows(name, t, rows)?;
+            check_rows(name, t, rows)?;
         }
     }
     match &reference {
-        Some(ReferenceOutputs::LogProbs(r)) => {
-            crate::ppo::check_rows("reference log-probs", r, rows)?
-        }
+        Some(ReferenceOutputs::LogProbs(r)) => check_rows("reference log-probs", r, rows)?,
         Some(ReferenceOutputs::Categorical(r)) if r.dims() != [rows, model.action_dim()] => {
             return Err(RlError::InvalidInput(format!(
                 "the reference distributions are {:?}, the batch needs [{rows}, {}]",

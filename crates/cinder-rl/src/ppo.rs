@@ -22,7 +22,7 @@ use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
-use crate::tensors::{UpdateChecks, indices1, read, tensor1, tensor2};
+use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -382,18 +382,6 @@ pub fn ppo_loss<B: Backend>(
         approx_kl: surrogate.approx_kl,
         clip_fraction: surrogate.clip_fraction,
     })
-}
-
-/// `Ok` when `t` is `[rows]`.
-pub(crate) fn check_rows<B: Backend>(name: &str, t: &Tensor<B, 1>, rows: usize) -> Result<()> {
-    let [got] = t.dims();
-    if got == rows {
-        Ok(())
-    } else {
-        Err(RlError::InvalidInput(format!(
-            "{name} has {got} rows, the batch has {rows}"
-        )))
-    }
 }
 
 /// One rollout step's actions: for the envs, flattened for storage, and their log-probs.

@@ -84,3 +84,19 @@ impl<B: Backend> UpdateChecks<B> {
         Ok((head.get(1..).unwrap_or_default().to_vec(), grad_norm))
     }
 }
+
+/// `Ok` when `t` is `[rows]`.
+pub(crate) fn check_rows<B: Backend>(
+    name: &str,
+    t: &Tensor<B, 1>,
+    rows: usize,
+) -> crate::Result<()> {
+    let [got] = t.dims();
+    if got == rows {
+        Ok(())
+    } else {
+        Err(crate::RlError::InvalidInput(format!(
+            "{name} has {got} rows, the batch has {rows}"
+        )))
+    }
+}
