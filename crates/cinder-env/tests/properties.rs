@@ -214,6 +214,8 @@ fn envs_and_wrappers_never_panic_on_generated_input() {
             exercise(&name, &mut build(id), &ops)
         });
     }
+    // Every variant ran its full budget of generated inputs (none was skipped or cut short).
+    assert_eq!(total, env_variants().len() as u64 * u64::from(CASES));
     report("envs and wrappers (all)", total);
 }
 
@@ -307,6 +309,8 @@ fn vector_envs_never_panic_on_generated_input() {
             });
         });
     }
+    // 5 registered envs at CASES / 4 and CartPoleVec at CASES, in each of the two modes.
+    assert_eq!(total, 2 * (5 * u64::from(CASES / 4) + u64::from(CASES)));
     report("vector envs (all)", total);
 }
 

@@ -68,7 +68,7 @@ fn built() {
 
 /// Runs `test` on `cases` inputs of `strategy`, panicking with proptest's minimal failing
 /// input, and reports the count.
-fn check<S: Strategy>(target: &str, cases: u32, strategy: S, test: impl Fn(S::Value))
+fn check<S: Strategy>(target: &str, cases: u32, strategy: S, test: impl Fn(S::Value)) -> u64
 where
     S::Value: std::fmt::Debug,
 {
@@ -97,6 +97,7 @@ where
         );
     }
     report(target, count.get());
+    built
 }
 
 fn tmp_dir(name: &str) -> PathBuf {
@@ -278,11 +279,16 @@ fn plausible_ppo_config() -> impl Strategy<Value = PpoConfig> {
 
 #[test]
 fn ppo_configs_validate_or_refuse_and_validated_ones_run() {
-    check(
+    let built = check(
         "PpoConfig (plausible values)",
         1000,
         plausible_ppo_config(),
         run_ppo_config,
+    );
+    // The plausible generator must reach the building path often, or the property says little.
+    assert!(
+        built >= 200,
+        "only {built} plausible PPO configs validated and ran"
     );
     check("PpoConfig", 1500, ppo_config(), run_ppo_config);
 }
@@ -544,11 +550,15 @@ fn plausible_pg_config() -> impl Strategy<Value = PolicyGradientConfig> {
 
 #[test]
 fn policy_gradient_configs_validate_or_refuse_and_validated_ones_run() {
-    check(
+    let built = check(
         "PolicyGradientConfig (plausible values)",
         1000,
         plausible_pg_config(),
         run_pg_config,
+    );
+    assert!(
+        built >= 200,
+        "only {built} plausible policy-gradient learners were built and ran"
     );
     check("PolicyGradientConfig", 1500, pg_config(), run_pg_config);
 }
