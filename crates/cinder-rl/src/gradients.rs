@@ -45,12 +45,17 @@ pub fn global_grad_norm_tensor<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: &GradientsParams,
     device: &B::Device,
 ) -> Tensor<B::InnerBackend, 1> {
+    squared_grad_norm::<B, M>(model, grads).map_or_else(|| Tensor::zeros([1], device), Tensor::sqrt)
+}
+
+/// The sum of squares of all of `model`'s gradients in `grads`, `[1]` (`None`: no gradients).
+fn squared_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &GradientsParams,
+) -> Option<Tensor<B::InnerBackend, 1>> {
     let mut visitor = SquaredNorm::<B::InnerBackend> { grads, total: None };
     model.visit(&mut visitor);
-    match visitor.total {
-        Some(total) => total.sqrt(),
-        None => Tensor::zeros([1], device),
-    }
+    visitor.total
 }
 
 /// The L2 norm of all of `model`'s gradients in `grads` taken together (read back once).
@@ -58,9 +63,7 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     grads: &GradientsParams,
 ) -> f32 {
-    let mut visitor = SquaredNorm::<B::InnerBackend> { grads, total: None };
-    model.visit(&mut visitor);
-    match visitor.total {
+    match squared_grad_norm::<B, M>(model, grads) {
         Some(total) => total
             .into_data()
             .to_vec::<f32>()
