@@ -5,63 +5,32 @@
 //!
 //! ```text
 //! cargo run --release --example cartpole_grpo -- --seed 1 --out runs/grpo-s1
-//! cargo run --release --example cartpole_grpo -- --beta 0.1 --group-size 4
+//! cargo run --release --example cartpole_grpo -- --set reference_kl.coef=0.1
 //! cargo run --release --example cartpole_grpo --features wgpu -- --backend wgpu
 //! cargo run --release --example cartpole_grpo -- --resume runs/grpo-s1
 //! ```
 //!
-//! Writes the same run directory as `cartpole_ppo` (its metrics add the KL to the reference and
-//! the group return statistics) and prints the greedy evaluation.
-
-mod common;
+//! A thin call of Cinder's runner (`cinder::runner`): the same as
+//! `cargo run --release -- train --algo grpo --env CartPole-v1`, with the same flags
+//! (`--seed`, `--backend`, `--total-steps`, `--config FILE.toml`, `--set key=value`,
+//! `--no-preset`, `--out`, `--resume`, `--eval-episodes`). It shows a progress bar, writes the run
+//! directory (config.json, metrics.jsonl, checkpoint.ckpt, summary.json) and prints the greedy
+//! evaluation, the wall time and the steps per second.
 
 use anyhow::Result;
-use cinder::backend::dispatch;
-use cinder::rl::advantages::GroupScale;
-use cinder::rl::grpo;
-use cinder::rl::policy_gradient::AdvantageEstimator;
+use cinder::cli::RunArgs;
+use cinder::presets::Algorithm;
 use clap::Parser;
-use common::{CommonArgs, PolicyGradientRun};
 
 #[derive(Parser, Debug)]
-#[command(about = "GRPO on CartPole-v1 (groups of episodes from one start state), on any backend")]
+#[command(about = "GRPO on CartPole-v1, on any compiled Burn backend")]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
-    /// Episodes per group (G).
-    #[arg(long, default_value_t = 8)]
-    group_size: usize,
-    /// Groups per update.
-    #[arg(long, default_value_t = 2)]
-    groups: usize,
-    /// KL coefficient β (0: the KL is measured, not penalised).
-    #[arg(long, default_value_t = 0.04)]
-    beta: f32,
+    run: RunArgs,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let defaults = grpo::config();
-    let reference_kl = defaults
-        .reference_kl
-        .clone()
-        .map(|kl| kl.with_coef(args.beta));
-    let config = defaults
-        .with_seed(args.common.seed)
-        .with_total_timesteps(args.common.total_steps.unwrap_or(500_000))
-        .with_advantage(AdvantageEstimator::GroupRelative {
-            group_size: args.group_size,
-            scale: GroupScale::Std,
-        })
-        .with_episodes_per_batch(args.group_size * args.groups)
-        .with_reference_kl(reference_kl);
-    let kind = args.common.backend_kind()?;
-    let run = PolicyGradientRun {
-        args: args.common,
-        env_id: "CartPole-v1",
-        algorithm: "grpo",
-        config,
-        kind,
-    };
-    dispatch(kind, run)?
+    cinder::cli::train("CartPole-v1", Algorithm::Grpo, &args.run)?;
+    Ok(())
 }

@@ -8,40 +8,27 @@
 //! cargo run --release --example cartpole_reinforce -- --resume runs/reinforce-s1
 //! ```
 //!
-//! Writes the same run directory as `cartpole_ppo` (config, metrics.jsonl, checkpoint.ckpt,
-//! summary.json) and prints the greedy evaluation.
-
-mod common;
+//! A thin call of Cinder's runner (`cinder::runner`): the same as
+//! `cargo run --release -- train --algo reinforce --env CartPole-v1`, with the same flags
+//! (`--seed`, `--backend`, `--total-steps`, `--config FILE.toml`, `--set key=value`,
+//! `--no-preset`, `--out`, `--resume`, `--eval-episodes`). It shows a progress bar, writes the run
+//! directory (config.json, metrics.jsonl, checkpoint.ckpt, summary.json) and prints the greedy
+//! evaluation, the wall time and the steps per second.
 
 use anyhow::Result;
-use cinder::backend::dispatch;
-use cinder::rl::reinforce;
+use cinder::cli::RunArgs;
+use cinder::presets::Algorithm;
 use clap::Parser;
-use common::{CommonArgs, PolicyGradientRun};
 
 #[derive(Parser, Debug)]
-#[command(about = "REINFORCE with a learned baseline on CartPole-v1, on any compiled backend")]
+#[command(about = "REINFORCE on CartPole-v1, on any compiled Burn backend")]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
-    /// Complete episodes per update.
-    #[arg(long, default_value_t = 8)]
-    episodes_per_batch: usize,
+    run: RunArgs,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let config = reinforce::config()
-        .with_seed(args.common.seed)
-        .with_total_timesteps(args.common.total_steps.unwrap_or(500_000))
-        .with_episodes_per_batch(args.episodes_per_batch);
-    let kind = args.common.backend_kind()?;
-    let run = PolicyGradientRun {
-        args: args.common,
-        env_id: "CartPole-v1",
-        algorithm: "reinforce",
-        config,
-        kind,
-    };
-    dispatch(kind, run)?
+    cinder::cli::train("CartPole-v1", Algorithm::Reinforce, &args.run)?;
+    Ok(())
 }

@@ -58,6 +58,38 @@
 pub use cinder_env as env;
 pub use cinder_rl as rl;
 
+pub mod cli;
+pub mod presets;
+pub mod runner;
+
+use std::path::PathBuf;
+
+/// What the runner, the presets and the `cinder` command can fail with; each message names
+/// the problem and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An env error (an unknown id lists the known ones).
+    #[error(transparent)]
+    Env(#[from] cinder_env::EnvError),
+    /// A training, checkpoint or run-directory error.
+    #[error(transparent)]
+    Rl(#[from] cinder_rl::RlError),
+    /// A configuration, preset or command-line value that cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// A backend that is unknown or not compiled in.
+    #[error(transparent)]
+    Backend(#[from] backend::BackendUnavailable),
+    /// A file that cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// The Burn backends compiled in (cargo features), as the autodiff backends training uses. This
 /// is the one place that names a concrete backend: code elsewhere is generic over
 /// `B: AutodiffBackend` and picks a backend at run time through [`backend::dispatch`].

@@ -11,9 +11,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use cinder::backend::{BackendKind, BackendTask, dispatch};
-use cinder::env::AutoresetMode;
-use cinder::env::classic_control::CartPoleVec;
 use cinder::env::rng::NpRandom;
+use cinder::presets::{Algorithm, resolve};
 use cinder::rl::advantages::normalize;
 use cinder::rl::advantages::{GroupScale, group_relative};
 use cinder::rl::grpo;
@@ -21,9 +20,10 @@ use cinder::rl::losses::{KlEstimator, LossAggregation, ReferenceKl, Surrogate};
 use cinder::rl::policy::PolicyDistribution;
 use cinder::rl::policy::{Actions, ActorCritic, ActorCriticConfig};
 use cinder::rl::policy_gradient::{
-    AdvantageEstimator, PgBatch, PolicyGradient, ReferenceKlConfig, ReferenceOutputs, pg_loss,
+    AdvantageEstimator, PgBatch, ReferenceKlConfig, ReferenceOutputs, pg_loss,
 };
-use cinder::rl::ppo::{Minibatch, Ppo, PpoConfig, ppo_loss};
+use cinder::rl::ppo::{Minibatch, PpoConfig, ppo_loss};
+use cinder::runner::{self, RunOptions, RunSpec};
 
 const BATCH: usize = 128;
 
@@ -212,26 +212,48 @@ fn ppo_loss_and_gradients_agree_across_backends() {
     }
 }
 
-/// Two PPO iterations on WGPU: finite metrics, the right step count.
-struct Smoke;
-
-impl BackendTask for Smoke {
-    type Output = ();
-    fn run<B: AutodiffBackend>(self, device: B::Device) {
-        let config = PpoConfig::new()
-            .with_num_envs(2)
-            .with_num_steps(32)
-            .with_total_timesteps(128);
-        let envs = CartPoleVec::new(2, AutoresetMode::SameStep).unwrap();
-        let mut ppo = Ppo::<B, _>::new(config, envs, device).unwrap();
-        while !ppo.finished() {
-            let m = ppo.iterate().unwrap();
-            assert!(
-                m.policy_loss.is_finite() && m.value_loss.is_finite() && m.grad_norm.is_finite()
-            );
-        }
-        assert!(ppo.finished());
-    }
+/// Training runs on WGPU through the runner (compiled once, in the library): PPO on CartPole
+/// and on Pendulum (continuous actions, normalised observations and rewards), GRPO on CartPole;
+/// each run is written to a run directory, resumed, and evaluated again from its checkpoint.
+fn train_on_wgpu(env_id: &str, algorithm: Algorithm, sets: &[&str]) {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let resolved = resolve(algorithm, env_id, None, &sets).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "cinder-wgpu-{}-{algorithm}-{}",
+        env_id,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = RunOptions {
+        eval_episodes: 1,
+        checkpoint_every: 1,
+        progress: false,
+        ..RunOptions::default()
+    };
+    let summary = runner::train(RunSpec {
+        env_id: env_id.into(),
+        algorithm,
+        config: resolved.config,
+        preset_source: resolved.preset_source,
+        backend: BackendKind::Wgpu,
+        out: Some(dir.clone()),
+        options: options.clone(),
+    })
+    .unwrap();
+    assert!(summary.backend.starts_with("wgpu"), "{}", summary.backend);
+    assert!(summary.updates >= 1 && summary.total_steps > 0);
+    let evaluation = summary.evaluation.unwrap();
+    assert!(evaluation.mean_return.is_finite());
+    // The checkpoint reloads on WGPU and gives the same greedy evaluation.
+    let again = runner::evaluate(&dir, 1, options.eval_seed, None).unwrap();
+    assert!(
+        (again.mean_return - evaluation.mean_return).abs()
+            < 1e-3 * evaluation.mean_return.abs().max(1.0),
+        "{} vs {}",
+        again.mean_return,
+        evaluation.mean_return
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -239,7 +261,29 @@ fn ppo_trains_on_wgpu() {
     if !wgpu_available() {
         return;
     }
-    dispatch(BackendKind::Wgpu, Smoke).unwrap();
+    train_on_wgpu(
+        "CartPole-v1",
+        Algorithm::Ppo,
+        &[
+            "num_envs=2",
+            "num_steps=32",
+            "total_timesteps=128",
+            "update_epochs=2",
+        ],
+    );
+    train_on_wgpu(
+        "Pendulum-v1",
+        Algorithm::Ppo,
+        &[
+            "num_envs=2",
+            "num_steps=64",
+            "num_minibatches=2",
+            "total_timesteps=256",
+            "update_epochs=2",
+            "normalize_obs=true",
+            "normalize_reward=true",
+        ],
+    );
 }
 
 /// GRPO's loss terms and gradients on a ragged batch of 6 trajectories in 2 groups, against a
@@ -354,35 +398,18 @@ fn grpo_loss_and_gradients_agree_across_backends() {
     }
 }
 
-/// Two GRPO updates on WGPU: finite metrics, a measured KL to the reference.
-struct GrpoSmoke;
-
-impl BackendTask for GrpoSmoke {
-    type Output = ();
-    fn run<B: AutodiffBackend>(self, device: B::Device) {
-        let config = grpo::config()
-            .with_episodes_per_batch(4)
-            .with_advantage(AdvantageEstimator::GroupRelative {
-                group_size: 2,
-                scale: GroupScale::Std,
-            })
-            .with_total_timesteps(u64::MAX);
-        let envs = (0..4)
-            .map(|_| cinder::env::make("CartPole-v1").unwrap())
-            .collect();
-        let mut learner = PolicyGradient::<B, _>::new(config, envs, device).unwrap();
-        for _ in 0..2 {
-            let m = learner.iterate().unwrap();
-            assert!(m.policy_loss.is_finite() && m.grad_norm.is_finite());
-            assert!(m.kl_to_reference.unwrap().is_finite());
-        }
-    }
-}
-
 #[test]
 fn grpo_trains_on_wgpu() {
     if !wgpu_available() {
         return;
     }
-    dispatch(BackendKind::Wgpu, GrpoSmoke).unwrap();
+    train_on_wgpu(
+        "CartPole-v1",
+        Algorithm::Grpo,
+        &[
+            "episodes_per_batch=4",
+            "advantage.GroupRelative.group_size=2",
+            "total_timesteps=100",
+        ],
+    );
 }

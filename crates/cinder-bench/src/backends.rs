@@ -614,7 +614,7 @@ impl BackendTask for BackendBench<'_> {
                     config.e2e_total_steps
                 ));
                 result.e2e.push(
-                    run_cinder_on::<B>(seed, config.e2e_total_steps, device.clone())
+                    run_cinder_on(kind, seed, config.e2e_total_steps)
                         .with_context(|| format!("{kind} end-to-end run, seed {seed}"))?,
                 );
             }

@@ -4,18 +4,13 @@
 //! training returns reaches 475, the wall time of the whole budget and the greedy evaluation.
 
 use anyhow::Result;
-use burn::backend::{Autodiff, NdArray};
-use cinder_env::AutoresetMode;
-use cinder_env::classic_control::CartPoleVec;
-use cinder_rl::policy_gradient::{PolicyGradient, PolicyGradientConfig};
-use cinder_rl::ppo::{Ppo, PpoConfig};
-use cinder_rl::run::{Evaluation, Learner, TrainOptions, train};
+use cinder::backend::BackendKind;
+use cinder::presets::{Algorithm, AlgorithmConfig};
+use cinder::runner::{self, RunOptions, RunSpec};
+use cinder_rl::ppo::PpoConfig;
 use cinder_rl::{grpo, reinforce};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-
-/// CartPole-v1's reward threshold.
-const SOLVE_THRESHOLD: f64 = 475.0;
 
 /// The methods compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,72 +82,59 @@ pub struct MethodRun {
     pub eval_mean: f64,
 }
 
-/// Trains `method` with `seed` for `total_steps` on ndarray.
+/// Trains `method` with `seed` for `total_steps` on ndarray, through Cinder's runner (no run
+/// directory), each with its defaults (PPO: CleanRL's).
 pub fn run_method(method: Method, seed: u64, total_steps: u64) -> Result<MethodRun> {
-    type B = Autodiff<NdArray<f32>>;
+    let (algorithm, config) = match method {
+        Method::Ppo => (
+            Algorithm::Ppo,
+            AlgorithmConfig::Ppo(
+                PpoConfig::new()
+                    .with_seed(seed)
+                    .with_total_timesteps(total_steps),
+            ),
+        ),
+        Method::Reinforce => (
+            Algorithm::Reinforce,
+            AlgorithmConfig::PolicyGradient(
+                reinforce::config()
+                    .with_seed(seed)
+                    .with_total_timesteps(total_steps),
+            ),
+        ),
+        Method::Grpo => (
+            Algorithm::Grpo,
+            AlgorithmConfig::PolicyGradient(
+                grpo::config()
+                    .with_seed(seed)
+                    .with_total_timesteps(total_steps),
+            ),
+        ),
+    };
     let start = Instant::now();
-    let policy_gradient = |config: PolicyGradientConfig| -> Result<_> {
-        let config = config.with_seed(seed).with_total_timesteps(total_steps);
-        let envs = (0..config.episodes_per_batch)
-            .map(|_| cinder_env::make("CartPole-v1"))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(PolicyGradient::<B, _>::new(
-            config,
-            envs,
-            Default::default(),
-        )?)
-    };
-    match method {
-        Method::Ppo => {
-            let config = PpoConfig::new()
-                .with_seed(seed)
-                .with_total_timesteps(total_steps);
-            let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
-            let mut ppo = Ppo::<B, _>::new(config, envs, Default::default())?;
-            measure(method, seed, &mut ppo, start, |l, env| {
-                l.evaluate(env, 20, 10_000)
-            })
-        }
-        Method::Reinforce => {
-            let mut learner = policy_gradient(reinforce::config())?;
-            measure(method, seed, &mut learner, start, |l, env| {
-                l.evaluate(env, 20, 10_000)
-            })
-        }
-        Method::Grpo => {
-            let mut learner = policy_gradient(grpo::config())?;
-            measure(method, seed, &mut learner, start, |l, env| {
-                l.evaluate(env, 20, 10_000)
-            })
-        }
-    }
-}
-
-fn measure<L: Learner>(
-    method: Method,
-    seed: u64,
-    learner: &mut L,
-    start: Instant,
-    evaluate: impl Fn(&L, &mut cinder_env::DynEnv) -> cinder_rl::Result<Vec<f64>>,
-) -> Result<MethodRun> {
-    let options = TrainOptions {
-        checkpoint_every: 0,
-        progress: false,
-        solve_threshold: Some(SOLVE_THRESHOLD),
-    };
-    let report = train(learner, None, &options)?;
-    let wall_s = start.elapsed().as_secs_f64();
-    let mut env = cinder_env::make("CartPole-v1")?;
-    let eval = Evaluation::from_returns(evaluate(learner, &mut env)?);
+    let summary = runner::train(RunSpec {
+        env_id: "CartPole-v1".into(),
+        algorithm,
+        config,
+        preset_source: None,
+        backend: BackendKind::NdArray,
+        out: None,
+        options: RunOptions {
+            eval_episodes: 20,
+            checkpoint_every: 0,
+            progress: false,
+            ..RunOptions::default()
+        },
+    })?;
     Ok(MethodRun {
         method,
         seed,
-        steps: learner.global_step(),
-        updates: learner.iteration(),
-        wall_s,
-        solved_step: report.solved_at_step,
-        solved_wall_s: report.solved_at_seconds,
-        eval_mean: eval.mean_return,
+        steps: summary.total_steps,
+        updates: summary.updates,
+        wall_s: start.elapsed().as_secs_f64(),
+        solved_step: summary.solved_at_step,
+        solved_wall_s: summary.solved_at_seconds,
+        eval_mean: summary.evaluation.map_or(f64::NAN, |e| e.mean_return),
     })
 }
 

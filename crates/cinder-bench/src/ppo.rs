@@ -8,12 +8,11 @@
 
 use crate::measure::{median, process_cpu_time};
 use anyhow::{Context, Result, bail};
-use burn::backend::{Autodiff, NdArray};
-use burn::tensor::backend::AutodiffBackend;
-use cinder_env::AutoresetMode;
-use cinder_env::classic_control::CartPoleVec;
-use cinder_rl::ppo::{Ppo, PpoConfig};
-use cinder_rl::run::{Evaluation, Learner, Timings, TrainOptions, train};
+use cinder::backend::BackendKind;
+use cinder::presets::{Algorithm, AlgorithmConfig};
+use cinder::runner::{self, RunOptions, RunSpec};
+use cinder_rl::ppo::PpoConfig;
+use cinder_rl::run::Timings;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::Command;
@@ -52,41 +51,42 @@ impl PpoRun {
 
 /// Trains Cinder's PPO on CartPole-v1 (ndarray, CleanRL's defaults) for `total_steps`.
 pub fn run_cinder(seed: u64, total_steps: u64) -> Result<PpoRun> {
-    run_cinder_on::<Autodiff<NdArray<f32>>>(seed, total_steps, Default::default())
+    run_cinder_on(BackendKind::NdArray, seed, total_steps)
 }
 
-/// Trains Cinder's PPO on CartPole-v1 (CleanRL's defaults) for `total_steps` on backend `B`.
-pub fn run_cinder_on<B: AutodiffBackend>(
-    seed: u64,
-    total_steps: u64,
-    device: B::Device,
-) -> Result<PpoRun> {
+/// Trains Cinder's PPO on CartPole-v1 (CleanRL's defaults) for `total_steps` on `backend`,
+/// through Cinder's runner (no run directory), and evaluates it greedily over 20 episodes.
+pub fn run_cinder_on(backend: BackendKind, seed: u64, total_steps: u64) -> Result<PpoRun> {
     let config = PpoConfig::new()
         .with_seed(seed)
         .with_total_timesteps(total_steps);
-    let envs = CartPoleVec::new(config.num_envs, AutoresetMode::SameStep)?;
     let cpu0 = process_cpu_time();
     let start = Instant::now();
-    let mut ppo = Ppo::<B, _>::new(config, envs, device)?;
-    let options = TrainOptions {
-        checkpoint_every: 0,
-        progress: false,
-        solve_threshold: Some(SOLVE_THRESHOLD),
-    };
-    let report = train(&mut ppo, None, &options)?;
+    let summary = runner::train(RunSpec {
+        env_id: "CartPole-v1".into(),
+        algorithm: Algorithm::Ppo,
+        config: AlgorithmConfig::Ppo(config),
+        preset_source: None,
+        backend,
+        out: None,
+        options: RunOptions {
+            eval_episodes: 20,
+            checkpoint_every: 0,
+            progress: false,
+            ..RunOptions::default()
+        },
+    })?;
     let wall_s = start.elapsed().as_secs_f64();
     let cpu_s = process_cpu_time() - cpu0;
-    let mut env = cinder_env::make("CartPole-v1")?;
-    let eval = Evaluation::from_returns(ppo.evaluate(&mut env, 20, 10_000)?);
     Ok(PpoRun {
         seed,
-        steps: ppo.global_step(),
+        steps: summary.total_steps,
         wall_s,
         cpu_s,
-        solved_step: report.solved_at_step,
-        solved_wall_s: report.solved_at_seconds,
-        timings: Some(report.timings),
-        eval_mean: Some(eval.mean_return),
+        solved_step: summary.solved_at_step,
+        solved_wall_s: summary.solved_at_seconds,
+        timings: Some(summary.timings),
+        eval_mean: summary.evaluation.map(|e| e.mean_return),
     })
 }
 

@@ -56,6 +56,7 @@ pub mod error;
 pub mod gradients;
 pub mod grpo;
 pub mod losses;
+pub mod normalize;
 pub mod policy;
 pub mod policy_gradient;
 pub mod ppo;

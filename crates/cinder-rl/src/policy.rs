@@ -1,6 +1,10 @@
 //! The actor-critic policy: an MLP actor (categorical or diagonal-Gaussian head) and an MLP
-//! critic, initialised as in CleanRL's `ppo.py` (orthogonal weights with gain √2 on hidden
-//! layers, 0.01 on the policy head, 1.0 on the value head; zero biases; tanh activations).
+//! critic. By default shaped and initialised as in CleanRL's `ppo.py` and Stable-Baselines3's
+//! `MlpPolicy` (two hidden layers of 64 tanh units each, separate actor and critic, orthogonal
+//! weights with gain √2 on hidden layers, 0.01 on the policy head, 1.0 on the value head; zero
+//! biases); hidden sizes, activation and initialisation are configurable
+//! ([`ActorCriticConfig`]), as SB3's `policy_kwargs` (`net_arch`, `activation_fn`,
+//! `ortho_init`, `log_std_init`).
 
 use crate::distributions::{
     Categorical, DiagGaussian, HALF_LN_2PI, sample_categorical, standard_normal,
@@ -13,6 +17,27 @@ use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use cinder_env::rng::NpRandom;
 use cinder_env::{Space, Value};
+use serde::{Deserialize, Serialize};
+
+/// The nonlinearity between hidden layers (SB3's `activation_fn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `tanh` (CleanRL's and SB3's default for PPO).
+    #[default]
+    Tanh,
+    /// `max(0, x)`.
+    Relu,
+}
+
+impl Activation {
+    fn apply<B: Backend>(self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Self::Tanh => tanh(x),
+            Self::Relu => burn::tensor::activation::relu(x),
+        }
+    }
+}
 
 /// The shape and initialisation of an [`ActorCritic`].
 #[derive(Config, Debug, PartialEq)]
@@ -24,10 +49,20 @@ pub struct ActorCriticConfig {
     /// Whether actions are continuous (diagonal Gaussian) rather than discrete (categorical).
     #[config(default = false)]
     pub continuous: bool,
-    /// Units in each of the two hidden layers of the actor and of the critic (CleanRL: 64).
-    #[config(default = 64)]
-    pub hidden: usize,
-    /// Initial log standard deviation of a Gaussian policy (CleanRL's continuous PPO: 0).
+    /// Units of each hidden layer, first to last, of the actor and of the critic (each has its
+    /// own layers; CleanRL and SB3: `[64, 64]`). Empty: linear heads on the observation.
+    #[config(default = "vec![64, 64]")]
+    pub hidden_sizes: Vec<usize>,
+    /// The nonlinearity after each hidden layer.
+    #[config(default = "Activation::Tanh")]
+    pub activation: Activation,
+    /// Orthogonal initialisation (gain √2 on hidden layers, 0.01 on the policy head, 1 on the
+    /// value head, zero biases: CleanRL, SB3's `ortho_init=True`); otherwise PyTorch's default
+    /// for `nn.Linear` (weights and biases uniform in ±1/√fan_in: SB3's `ortho_init=False`).
+    #[config(default = true)]
+    pub ortho_init: bool,
+    /// Initial log standard deviation of a Gaussian policy (CleanRL and SB3: 0; SB3's
+    /// `log_std_init`).
     #[config(default = 0.0)]
     pub init_log_std: f64,
     /// Seed of the weight initialisation. Weights are drawn on the host from this seed alone,
@@ -57,14 +92,15 @@ impl ActorCriticConfig {
 
     /// Checks the sizes.
     pub fn validate(&self) -> Result<()> {
-        for (name, value) in [
-            ("obs_dim", self.obs_dim),
-            ("action_dim", self.action_dim),
-            ("hidden", self.hidden),
-        ] {
+        for (name, value) in [("obs_dim", self.obs_dim), ("action_dim", self.action_dim)] {
             if value == 0 {
                 return Err(RlError::InvalidConfig(format!("{name} must be at least 1")));
             }
+        }
+        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
+            return Err(RlError::InvalidConfig(format!(
+                "hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
+            )));
         }
         if !self.continuous && self.action_dim < 2 {
             return Err(RlError::InvalidConfig(format!(
@@ -81,20 +117,23 @@ impl ActorCriticConfig {
     /// Builds the module on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<ActorCritic<B>> {
         self.validate()?;
-        let sqrt2 = std::f64::consts::SQRT_2;
-        let h = self.hidden;
         let mut rng = NpRandom::from_seed(self.seed);
+        let init = if self.ortho_init {
+            LayerInit::Orthogonal
+        } else {
+            LayerInit::TorchDefault
+        };
         let actor = Mlp::new(
-            &[
-                (self.obs_dim, h, sqrt2),
-                (h, h, sqrt2),
-                (h, self.action_dim, 0.01),
-            ],
+            &self.layers(self.action_dim, 0.01),
+            init,
+            self.activation,
             &mut rng,
             device,
         );
         let critic = Mlp::new(
-            &[(self.obs_dim, h, sqrt2), (h, h, sqrt2), (h, 1, 1.0)],
+            &self.layers(1, 1.0),
+            init,
+            self.activation,
             &mut rng,
             device,
         );
@@ -112,30 +151,75 @@ impl ActorCriticConfig {
     }
 }
 
-/// A stack of linear layers with tanh between them.
+impl ActorCriticConfig {
+    /// `(d_in, d_out, orthogonal gain)` of each layer of a network ending in `head` outputs.
+    fn layers(&self, head: usize, head_gain: f64) -> Vec<(usize, usize, f64)> {
+        let sqrt2 = std::f64::consts::SQRT_2;
+        let mut d_in = self.obs_dim;
+        let mut layers = Vec::with_capacity(self.hidden_sizes.len() + 1);
+        for &h in &self.hidden_sizes {
+            layers.push((d_in, h, sqrt2));
+            d_in = h;
+        }
+        layers.push((d_in, head, head_gain));
+        layers
+    }
+}
+
+/// How [`Mlp::new`] draws a layer's parameters.
+#[derive(Debug, Clone, Copy)]
+enum LayerInit {
+    /// Orthogonal weights with the layer's gain, zero biases.
+    Orthogonal,
+    /// PyTorch's `nn.Linear` default: weights and biases uniform in `±1/√fan_in`.
+    TorchDefault,
+}
+
+/// A stack of linear layers with an activation between them.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     layers: Vec<Linear<B>>,
+    #[module(skip)]
+    activation: Activation,
 }
 
 impl<B: Backend> Mlp<B> {
-    /// Layers `(d_in, d_out, gain)`: orthogonal weights with that gain drawn from `rng`, zero
-    /// biases.
-    fn new(layers: &[(usize, usize, f64)], rng: &mut NpRandom, device: &B::Device) -> Self {
+    /// Layers `(d_in, d_out, gain)` drawn from `rng` as `init` says.
+    fn new(
+        layers: &[(usize, usize, f64)],
+        init: LayerInit,
+        activation: Activation,
+        rng: &mut NpRandom,
+        device: &B::Device,
+    ) -> Self {
         let layers = layers
             .iter()
             .map(|&(d_in, d_out, gain)| {
-                let w = orthogonal(d_in, d_out, gain, rng);
+                let (w, b) = match init {
+                    LayerInit::Orthogonal => {
+                        (orthogonal(d_in, d_out, gain, rng), vec![0f32; d_out])
+                    }
+                    LayerInit::TorchDefault => {
+                        let bound = 1.0 / (d_in as f64).sqrt();
+                        let mut draw = |n: usize| -> Vec<f32> {
+                            (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect()
+                        };
+                        (draw(d_in * d_out), draw(d_out))
+                    }
+                };
                 Linear {
                     weight: Param::from_tensor(Tensor::from_data(
                         TensorData::new(w, [d_in, d_out]),
                         device,
                     )),
-                    bias: Some(Initializer::Zeros.init([d_out], device)),
+                    bias: Some(Param::from_tensor(Tensor::from_data(
+                        TensorData::new(b, [d_out]),
+                        device,
+                    ))),
                 }
             })
             .collect();
-        Self { layers }
+        Self { layers, activation }
     }
 
     /// # Shapes
@@ -147,7 +231,7 @@ impl<B: Backend> Mlp<B> {
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
             if i < last {
-                x = tanh(x);
+                x = self.activation.apply(x);
             }
         }
         x
@@ -426,7 +510,8 @@ impl<B: Backend> ActorCritic<B> {
 }
 
 /// Runs `episodes` episodes of the greedy (most likely action) policy on `env`, seeding episode
-/// `k` with `seed + k`, and returns their undiscounted returns.
+/// `k` with `seed + k`, and returns their undiscounted returns. Continuous actions are clipped
+/// to the action space (as SB3's `predict`).
 ///
 /// Errors: an env without a time limit ([`cinder_env::Env::max_episode_steps`] is `None`: an
 /// episode might never end; wrap it in `TimeLimit`), an episode that runs past its time limit
@@ -441,6 +526,26 @@ pub fn evaluate_greedy<
     seed: u64,
     device: &Bk::Device,
 ) -> Result<Vec<f64>> {
+    evaluate_greedy_normalized(model, env, episodes, seed, device, None)
+}
+
+/// [`evaluate_greedy`] for a policy trained on normalised observations: each observation goes
+/// through `normalize`'s frozen statistics before the policy sees it (returns stay the env's).
+pub fn evaluate_greedy_normalized<
+    Bk: Backend,
+    E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value> + ?Sized,
+>(
+    model: &ActorCritic<Bk>,
+    env: &mut E,
+    episodes: usize,
+    seed: u64,
+    device: &Bk::Device,
+    normalize: Option<&crate::normalize::VecNormalize>,
+) -> Result<Vec<f64>> {
+    let bounds = match env.action_space() {
+        Space::Box(b) => Some((b.low, b.high)),
+        Space::Discrete(_) => None,
+    };
     let limit = env.max_episode_steps().ok_or_else(|| {
         RlError::InvalidConfig(
             "evaluation needs episodes that end: the env has no time limit; wrap it in TimeLimit"
@@ -454,6 +559,9 @@ pub fn evaluate_greedy<
         let mut total = 0.0;
         let mut steps = 0u64;
         loop {
+            if let Some(normalize) = normalize {
+                normalize.normalize_obs(&mut obs);
+            }
             if obs.len() != obs_dim {
                 return Err(RlError::UnsupportedSpace(format!(
                     "the env gives observations of {} floats, the policy takes {obs_dim}",
@@ -479,7 +587,13 @@ pub fn evaluate_greedy<
                     let index = mode.first().copied().unwrap_or(0);
                     cinder_env::Value::Discrete(usize::try_from(index).unwrap_or(0))
                 }
-                PolicyDistribution::Gaussian(g) => cinder_env::Value::Continuous(read(g.mode())),
+                PolicyDistribution::Gaussian(g) => {
+                    let mut a = read(g.mode());
+                    if let Some((low, high)) = &bounds {
+                        clip_to_bounds(&mut a, low, high);
+                    }
+                    cinder_env::Value::Continuous(a)
+                }
             };
             let step = env.step(&action)?;
             total += step.reward;
@@ -491,6 +605,18 @@ pub fn evaluate_greedy<
         returns.push(total);
     }
     Ok(returns)
+}
+
+/// Clips each element of `action` to `[low, high]` (bounds shorter than the action leave the
+/// rest unchanged; a NaN stays NaN for the env to reject).
+pub fn clip_to_bounds(action: &mut [f32], low: &[f32], high: &[f32]) {
+    for ((a, &lo), &hi) in action.iter_mut().zip(low).zip(high) {
+        if *a < lo {
+            *a = lo;
+        } else if *a > hi {
+            *a = hi;
+        }
+    }
 }
 
 #[cfg(test)]

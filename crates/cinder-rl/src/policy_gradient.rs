@@ -41,7 +41,7 @@ use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
 use crate::losses::{
     KlEstimator, LossAggregation, ReferenceKl, Surrogate, kl_estimate, value_loss,
 };
-use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
+use crate::policy::{Actions, Activation, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
@@ -185,9 +185,15 @@ pub struct PolicyGradientConfig {
     /// Maximum global gradient norm (`None`: no clipping; the norm is still measured).
     #[config(default = "None")]
     pub max_grad_norm: Option<f32>,
-    /// Units per hidden layer of the policy (and of the critic).
-    #[config(default = 64)]
-    pub hidden: usize,
+    /// Units of each hidden layer of the policy (and of the critic; SB3's `net_arch`).
+    #[config(default = "vec![64, 64]")]
+    pub hidden_sizes: Vec<usize>,
+    /// The nonlinearity after each hidden layer.
+    #[config(default = "Activation::Tanh")]
+    pub activation: Activation,
+    /// Orthogonal initialisation (CleanRL; SB3's `ortho_init`), else PyTorch's default.
+    #[config(default = true)]
+    pub ortho_init: bool,
     /// Initial log standard deviation of a Gaussian policy (continuous actions only).
     #[config(default = 0.0)]
     pub init_log_std: f64,
@@ -221,11 +227,15 @@ impl PolicyGradientConfig {
         for (name, v) in [
             ("episodes_per_batch", self.episodes_per_batch),
             ("update_iterations", self.update_iterations),
-            ("hidden", self.hidden),
         ] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
             }
+        }
+        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
+            return bad(format!(
+                "hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
+            ));
         }
         if self.total_timesteps == 0 {
             return bad("total_timesteps must be at least 1".into());
@@ -381,6 +391,12 @@ pub fn collect_episodes<Bk: Backend, E: Env<Obs = Vec<f32>, Action = Value>>(
     }
     let n = envs.len();
     let d = policy.obs_dim();
+    // Continuous actions are clipped to the action space before the env sees them; the batch
+    // keeps the sample and its log-probability (as SB3 does).
+    let bounds = match envs.first().map(|env| env.action_space()) {
+        Some(cinder_env::Space::Box(b)) => Some((b.low, b.high)),
+        _ => None,
+    };
     let fits = |obs: &[f32]| {
         if obs.len() == d {
             Ok(())
@@ -428,7 +444,14 @@ pub fn collect_episodes<Bk: Backend, E: Env<Obs = Vec<f32>, Action = Value>>(
         let clock = Instant::now();
         let mut still_running = Vec::with_capacity(running.len());
         for (k, (&i, action)) in running.iter().zip(&sampled.actions).enumerate() {
-            let step = envs[i].step(action)?;
+            let step = match (action, &bounds) {
+                (Value::Continuous(a), Some((low, high))) => {
+                    let mut a = a.clone();
+                    crate::policy::clip_to_bounds(&mut a, low, high);
+                    envs[i].step(&Value::Continuous(a))?
+                }
+                _ => envs[i].step(action)?,
+            };
             fits(&step.obs)?;
             obs[i].extend_from_slice(&current[i]);
             actions[i].extend_from_slice(&sampled.flat[k * width..(k + 1) * width]);
@@ -766,7 +789,9 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         }
         Ok(
             ActorCriticConfig::for_spaces(&observation_space, &action_space)?
-                .with_hidden(config.hidden)
+                .with_hidden_sizes(config.hidden_sizes.clone())
+                .with_activation(config.activation)
+                .with_ortho_init(config.ortho_init)
                 .with_init_log_std(config.init_log_std)
                 .with_seed(config.seed),
         )
@@ -1202,6 +1227,10 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for Pol
         PolicyGradient::finished(self)
     }
 
+    fn seed(&self) -> u64 {
+        self.config.seed
+    }
+
     fn global_step(&self) -> u64 {
         self.state.global_step
     }
@@ -1216,6 +1245,15 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for Pol
 
     /// Writes the policy, the reference policy, Adam's state and the learner's counters,
     /// generator and baseline. Batches end with their episodes, so no env state is needed.
+    fn evaluate(
+        &self,
+        env: &mut cinder_env::DynEnv,
+        episodes: usize,
+        seed: u64,
+    ) -> Result<Vec<f64>> {
+        PolicyGradient::evaluate(self, env, episodes, seed)
+    }
+
     fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let meta = PgCheckpointMeta {
             algorithm: ALGORITHM.into(),

@@ -20,7 +20,8 @@ use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
 use crate::losses::{clipped_surrogate, value_loss};
-use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
+use crate::normalize::VecNormalize;
+use crate::policy::{Actions, Activation, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
@@ -91,12 +92,43 @@ pub struct PpoConfig {
     /// KL back from the device once per epoch; without it, an update reads once in all).
     #[config(default = "None")]
     pub target_kl: Option<f32>,
-    /// Units per hidden layer of the actor and the critic.
-    #[config(default = 64)]
-    pub hidden: usize,
-    /// Initial log standard deviation of a Gaussian policy (continuous actions only).
+    /// Units of each hidden layer of the actor and of the critic (SB3's `net_arch`).
+    #[config(default = "vec![64, 64]")]
+    pub hidden_sizes: Vec<usize>,
+    /// The nonlinearity after each hidden layer (SB3's `activation_fn`).
+    #[config(default = "Activation::Tanh")]
+    pub activation: Activation,
+    /// Orthogonal initialisation (CleanRL; SB3's `ortho_init`), else PyTorch's default.
+    #[config(default = true)]
+    pub ortho_init: bool,
+    /// Initial log standard deviation of a Gaussian policy (continuous actions only; SB3's
+    /// `log_std_init`).
     #[config(default = 0.0)]
     pub init_log_std: f64,
+    /// Clip continuous actions to the action space's bounds before the env sees them; the
+    /// rollout keeps the unclipped sample and its log-probability (SB3's behaviour). CleanRL
+    /// wraps its envs in `ClipAction`, the same thing.
+    #[config(default = true)]
+    pub clip_actions: bool,
+    /// Anneal the surrogate's `clip_coef` linearly to 0 over the run, as the learning rate with
+    /// `anneal_lr` (RL Zoo's `clip_range: lin_X`).
+    #[config(default = false)]
+    pub anneal_clip: bool,
+    /// Normalise observations by running statistics (SB3's `VecNormalize(norm_obs=True)`,
+    /// RL Zoo's `normalize`; see [`crate::normalize`]). The statistics are saved in the
+    /// checkpoint and frozen for evaluation.
+    #[config(default = false)]
+    pub normalize_obs: bool,
+    /// Scale rewards by the running standard deviation of the discounted return (SB3's
+    /// `VecNormalize(norm_reward=True)`). Reported episode returns stay the env's own.
+    #[config(default = false)]
+    pub normalize_reward: bool,
+    /// Normalised observations are clipped to `±clip_obs` (SB3: 10).
+    #[config(default = 10.0)]
+    pub clip_obs: f64,
+    /// Normalised rewards are clipped to `±clip_reward` (SB3: 10).
+    #[config(default = 10.0)]
+    pub clip_reward: f64,
     /// Use the clipped ratio `min(ρÂ, clip(ρ, 1−ε, 1+ε)Â)`; `false` gives the plain ratio
     /// surrogate `ρÂ` of the PPO paper's KL-penalty variant (use it with `adaptive_kl`).
     #[config(default = true)]
@@ -160,7 +192,6 @@ impl PpoConfig {
             ("num_steps", self.num_steps),
             ("num_minibatches", self.num_minibatches),
             ("update_epochs", self.update_epochs),
-            ("hidden", self.hidden),
         ] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
@@ -222,6 +253,21 @@ impl PpoConfig {
                 "init_log_std ({}) must be finite",
                 self.init_log_std
             ));
+        }
+        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
+            return bad(format!(
+                "hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
+            ));
+        }
+        for (name, v) in [
+            ("clip_obs", self.clip_obs),
+            ("clip_reward", self.clip_reward),
+        ] {
+            if v.is_nan() || v <= 0.0 {
+                return bad(format!(
+                    "{name} ({v}) must be positive (a large value for no clipping)"
+                ));
+            }
         }
         if let Some(kl) = &self.adaptive_kl {
             if !(kl.initial_coef.is_finite() && kl.initial_coef >= 0.0) {
@@ -399,6 +445,9 @@ struct TrainerState {
     episode_length: Vec<u64>,
     kl_coef: Option<f32>,
     wall_seconds: f64,
+    /// Observation and reward statistics (with `normalize_obs` / `normalize_reward`).
+    #[serde(default)]
+    normalize: Option<VecNormalize>,
 }
 
 /// The checkpoint header's `algorithm` for PPO.
@@ -429,13 +478,17 @@ pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
     obs_dim: usize,
     /// Floats per action in rollout storage: 1 (an index) or the action dimension.
     action_width: usize,
+    /// The action space's bounds, when continuous actions are clipped before the env sees them.
+    action_bounds: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// The policy config PPO builds for `envs`.
 fn policy_config_for<V: VectorEnv>(config: &PpoConfig, envs: &V) -> Result<ActorCriticConfig> {
     Ok(
         ActorCriticConfig::for_spaces(envs.single_observation_space(), envs.single_action_space())?
-            .with_hidden(config.hidden)
+            .with_hidden_sizes(config.hidden_sizes.clone())
+            .with_activation(config.activation)
+            .with_ortho_init(config.ortho_init)
             .with_init_log_std(config.init_log_std)
             .with_seed(config.seed),
     )
@@ -478,7 +531,7 @@ fn check_vec_step(step: &cinder_env::vector::VecStep<'_>, n: usize, d: usize) ->
 /// A one-line description of a policy's input and output.
 fn describe(policy: &ActorCriticConfig) -> String {
     format!(
-        "{} observations → {} {} actions, {} hidden units",
+        "{} observations → {} {} actions, hidden layers {:?}",
         policy.obs_dim,
         policy.action_dim,
         if policy.continuous {
@@ -486,7 +539,7 @@ fn describe(policy: &ActorCriticConfig) -> String {
         } else {
             "discrete"
         },
-        policy.hidden
+        policy.hidden_sizes
     )
 }
 
@@ -505,9 +558,18 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         }
         let policy_config = policy_config_for(&config, &envs)?;
         let model = policy_config.init::<B>(&device)?;
-        let next_obs = envs.reset(Some(config.seed))?.to_vec();
+        let mut next_obs = envs.reset(Some(config.seed))?.to_vec();
         let n = config.num_envs;
         check_len("reset observations", next_obs.len(), n * envs.obs_dim())?;
+        let mut normalize = VecNormalize::new(
+            n,
+            envs.obs_dim(),
+            (config.normalize_obs, config.normalize_reward),
+            (config.clip_obs, config.clip_reward),
+            f64::from(config.gamma),
+        )?;
+        normalize.observe(&mut next_obs);
+        let normalize = normalize.is_active().then_some(normalize);
         let state = TrainerState {
             iteration: 0,
             global_step: 0,
@@ -517,6 +579,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             episode_length: vec![0; n],
             kl_coef: config.adaptive_kl.as_ref().map(|kl| kl.initial_coef),
             wall_seconds: 0.0,
+            normalize,
         };
         Self::assemble(config, policy_config, envs, device, model, state)
     }
@@ -541,6 +604,12 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         } else {
             Value::Discrete(0)
         };
+        let action_bounds = match envs.single_action_space() {
+            cinder_env::Space::Box(b) if config.clip_actions && policy_config.continuous => {
+                Some((b.low.clone(), b.high.clone()))
+            }
+            _ => None,
+        };
         if V::Action::from_value(probe.clone()).is_none() {
             return Err(RlError::UnsupportedSpace(format!(
                 "the vector env's action type ({}) does not take {} actions",
@@ -558,6 +627,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             state,
             obs_dim,
             action_width,
+            action_bounds,
         })
     }
 
@@ -614,6 +684,22 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 }
             })?;
         }
+        let mismatch = |reason: String| RlError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason,
+        };
+        match &meta.trainer.normalize {
+            Some(normalize) => normalize
+                .check_fits(meta.config.num_envs, envs.obs_dim())
+                .map_err(|e| mismatch(e.to_string()))?,
+            None if meta.config.normalize_obs || meta.config.normalize_reward => {
+                return Err(mismatch(
+                    "its config normalises observations or rewards but it holds no statistics"
+                        .into(),
+                ));
+            }
+            None => {}
+        }
         let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
         let mut ppo = Self::assemble(meta.config, meta.policy, envs, device, model, meta.trainer)?;
         let fresh = std::mem::replace(&mut ppo.optimizer, AdamConfig::new().init());
@@ -664,7 +750,19 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         episodes: usize,
         seed: u64,
     ) -> Result<Vec<f64>> {
-        crate::policy::evaluate_greedy(&self.model.valid(), env, episodes, seed, &self.device)
+        crate::policy::evaluate_greedy_normalized(
+            &self.model.valid(),
+            env,
+            episodes,
+            seed,
+            &self.device,
+            self.state.normalize.as_ref(),
+        )
+    }
+
+    /// The observation (and reward) statistics, when the config normalises them.
+    pub fn normalization(&self) -> Option<&VecNormalize> {
+        self.state.normalize.as_ref()
     }
 
     /// Samples one action per env from the rollout policy's distribution, on the host with the
@@ -674,10 +772,19 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         dist: PolicyDistribution<B::InnerBackend>,
     ) -> Result<SampledActions<V::Action>> {
         let sampled = dist.sample(&mut self.state.rng);
+        let bounds = &self.action_bounds;
         let env_actions = sampled
             .actions
             .into_iter()
             .map(|a| {
+                // The env sees the action clipped to its space; the rollout keeps the sample.
+                let a = match (a, bounds) {
+                    (Value::Continuous(mut a), Some((low, high))) => {
+                        crate::policy::clip_to_bounds(&mut a, low, high);
+                        Value::Continuous(a)
+                    }
+                    (a, _) => a,
+                };
                 V::Action::from_value(a).ok_or_else(|| {
                     RlError::UnsupportedSpace(format!(
                         "the vector env's action type ({}) does not take the policy's actions",
@@ -692,16 +799,20 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// Runs one iteration: a rollout of `num_steps` steps in every env, then the update.
     pub fn iterate(&mut self) -> Result<UpdateMetrics> {
         let start = Instant::now();
-        let cfg = self.config.clone();
+        let mut cfg = self.config.clone();
         let (n, d, t_max, w) = (cfg.num_envs, self.obs_dim, cfg.num_steps, self.action_width);
         let batch = cfg.batch_size();
         let iteration = self.state.iteration + 1;
+        // Linear schedules (CleanRL's annealing, RL Zoo's `lin_X`): the fraction of the run left.
+        let frac = 1.0 - (iteration - 1) as f64 / cfg.num_iterations() as f64;
         let learning_rate = if cfg.anneal_lr {
-            let frac = 1.0 - (iteration - 1) as f64 / cfg.num_iterations() as f64;
             frac * cfg.learning_rate
         } else {
             cfg.learning_rate
         };
+        if cfg.anneal_clip {
+            cfg.clip_coef *= frac as f32;
+        }
         let mut timings = Timings::default();
 
         // --- Rollout, on the inner (non-autodiff) backend. Buffers are [num_steps, num_envs].
@@ -733,10 +844,19 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             let clock = Instant::now();
             let step = self.envs.step(&env_actions)?;
             check_vec_step(&step, n, d)?;
+            let step_rewards = match &mut self.state.normalize {
+                Some(normalize) => {
+                    let dones: Vec<bool> = (0..n)
+                        .map(|e| step.terminated[e] || step.truncated[e])
+                        .collect();
+                    normalize.rewards(step.rewards, &dones)?
+                }
+                None => step.rewards.iter().map(|&r| r as f32).collect(),
+            };
+            rewards[t * n..(t + 1) * n].copy_from_slice(&step_rewards);
             let mut truncated_rows = Vec::new();
             for e in 0..n {
                 let i = t * n + e;
-                rewards[i] = step.rewards[e] as f32;
                 terminated[i] = step.terminated[e];
                 truncated[i] = step.truncated[e];
                 self.state.episode_return[e] += step.rewards[e];
@@ -752,10 +872,14 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 }
             }
             self.state.next_obs.copy_from_slice(step.obs);
-            let final_obs: Vec<f32> = truncated_rows
+            let mut final_obs: Vec<f32> = truncated_rows
                 .iter()
                 .flat_map(|&e| step.final_obs[e * d..(e + 1) * d].iter().copied())
                 .collect();
+            if let Some(normalize) = &mut self.state.normalize {
+                normalize.observe(&mut self.state.next_obs);
+                normalize.normalize_obs(&mut final_obs);
+            }
             timings.env += clock.elapsed().as_secs_f64();
             // Truncated episodes bootstrap from the value of their real final observation.
             if !truncated_rows.is_empty() {
@@ -965,6 +1089,10 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
         Ppo::finished(self)
     }
 
+    fn seed(&self) -> u64 {
+        self.config.seed
+    }
+
     fn global_step(&self) -> u64 {
         self.state.global_step
     }
@@ -980,6 +1108,15 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
     /// Writes the policy, Adam's state, the trainer's counters and generators and the envs'
     /// states. Envs that cannot save their state still get a checkpoint (the policy loads),
     /// but it cannot be resumed.
+    fn evaluate(
+        &self,
+        env: &mut cinder_env::DynEnv,
+        episodes: usize,
+        seed: u64,
+    ) -> Result<Vec<f64>> {
+        Ppo::evaluate(self, env, episodes, seed)
+    }
+
     fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let meta = PpoCheckpointMeta {
             algorithm: ALGORITHM.into(),

@@ -132,6 +132,8 @@ pub trait Learner {
     fn iteration(&self) -> u64;
     /// Whether the run's budget is spent (no further `iterate`).
     fn finished(&self) -> bool;
+    /// The run's seed (of its policy initialisation, sampling and envs).
+    fn seed(&self) -> u64;
     /// Env steps taken so far.
     fn global_step(&self) -> u64;
     /// Env steps the whole run takes (a learner whose updates take a variable number of steps
@@ -142,6 +144,15 @@ pub trait Learner {
     /// Writes a checkpoint that resumes this learner exactly ([`crate::ppo::Ppo::resume`],
     /// [`crate::policy_gradient::PolicyGradient::resume`]).
     fn save_checkpoint(&self, path: &Path) -> Result<()>;
+    /// Runs `episodes` episodes of the current greedy policy on `env` (episode `k` seeded
+    /// `seed + k`), seeing observations as the policy saw them in training (frozen
+    /// normalisation statistics, if any), and returns the env's undiscounted returns.
+    fn evaluate(
+        &self,
+        env: &mut cinder_env::DynEnv,
+        episodes: usize,
+        seed: u64,
+    ) -> Result<Vec<f64>>;
 }
 
 /// A run directory (see the [module docs](self)).
@@ -315,6 +326,9 @@ pub struct RunSummary {
     pub solved_at_seconds: Option<f64>,
     /// The greedy policy's evaluation at the end.
     pub evaluation: Option<Evaluation>,
+    /// Where the training time went (this process's part of the run, after any resume).
+    #[serde(default)]
+    pub timings: Timings,
 }
 
 /// How [`train`] runs.

@@ -62,7 +62,7 @@ fn check(case: &Case) {
     let device = Default::default();
     let model: ActorCritic<AB> = ActorCriticConfig::new(case.obs_dim, case.action_dim)
         .with_continuous(case.continuous)
-        .with_hidden(case.hidden)
+        .with_hidden_sizes(vec![case.hidden, case.hidden])
         .init(&device)
         .unwrap();
     let model = with_torch_params(model, &case.params);

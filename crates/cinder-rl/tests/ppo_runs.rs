@@ -204,7 +204,7 @@ fn corrupt_and_foreign_checkpoints_give_clear_errors() {
 
     // Another architecture: a policy with 32 hidden units.
     let small = ActorCriticConfig::new(4, 2)
-        .with_hidden(32)
+        .with_hidden_sizes(vec![32, 32])
         .init::<B>(&Default::default())
         .unwrap();
     let err = load_policy_into(&path, small, &Default::default())

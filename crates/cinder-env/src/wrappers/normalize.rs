@@ -81,6 +81,35 @@ impl<F: StatFloat> RunningMeanStd<F> {
         }
         self.count = total;
     }
+
+    /// Folds in a batch of `rows.len() / size` samples at once (row-major), as
+    /// Stable-Baselines3's `RunningMeanStd.update` does for a vector env's observations or
+    /// returns: the batch's mean and population variance, merged with Chan et al.'s formula.
+    /// A `rows` whose length is not a positive multiple of the size is ignored.
+    pub fn update_batch(&mut self, rows: &[F]) {
+        let size = self.mean.len();
+        if size == 0 || rows.is_empty() || rows.len() % size != 0 {
+            return;
+        }
+        let n = rows.len() / size;
+        let batch = F::from_f64(n as f64);
+        let total = self.count + n as f64;
+        let (count, total_f) = (F::from_f64(self.count), F::from_f64(total));
+        for j in 0..size {
+            let column = || rows.iter().skip(j).step_by(size).copied();
+            let batch_mean = column().fold(F::from_f64(0.0), |a, x| a + x) / batch;
+            let batch_var = column().fold(F::from_f64(0.0), |a, x| {
+                let d = x - batch_mean;
+                a + d * d
+            }) / batch;
+            let (mean, var) = (self.mean[j], self.var[j]);
+            let delta = batch_mean - mean;
+            self.mean[j] = mean + delta * batch / total_f;
+            let m2 = var * count + batch_var * batch + delta * delta * count * batch / total_f;
+            self.var[j] = m2 / total_f;
+        }
+        self.count = total;
+    }
 }
 
 /// Normalises observations by a running mean and variance of the observations seen so far:

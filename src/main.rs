@@ -1,0 +1,154 @@
+//! The `cinder` command: train any algorithm on any registered env, evaluate a run, list the
+//! envs.
+//!
+//! ```text
+//! cinder train --algo ppo --env Pendulum-v1 [--seed N] [--backend B] [--total-steps N]
+//!              [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume DIR]
+//!              [--eval-episodes N]
+//! cinder eval DIR [--episodes N] [--seed N]
+//! cinder envs
+//! cinder presets [--algo ppo]
+//! ```
+
+use anyhow::Result;
+use cinder::backend::BackendKind;
+use cinder::cli::RunArgs;
+use cinder::env::registry::ids;
+use cinder::env::{Space, spec};
+use cinder::presets::{Algorithm, preset, preset_envs};
+use cinder::runner::{self, EVAL_SEED};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cinder",
+    version,
+    about = "Reinforcement learning in Rust: train PPO, REINFORCE or GRPO on Gymnasium's classic-control envs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train an algorithm on an env (with the env's preset hyperparameters), evaluate the final
+    /// policy, and keep the run directory (config, metrics, checkpoint, summary).
+    Train {
+        /// ppo, reinforce or grpo.
+        #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>())]
+        algo: Algorithm,
+        /// A registered env id (`cinder envs` lists them).
+        #[arg(long)]
+        env: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Reload a run's policy (and normalisation statistics) and evaluate it greedily.
+    Eval {
+        /// The run directory.
+        dir: PathBuf,
+        /// Episodes.
+        #[arg(long, default_value_t = 20)]
+        episodes: usize,
+        /// Seed of the first episode (the default is the one training's own evaluation used).
+        #[arg(long, default_value_t = EVAL_SEED)]
+        seed: u64,
+        /// Backend (default: the run's own).
+        #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
+        backend: Option<BackendKind>,
+    },
+    /// The registered envs: spaces, time limit, reward threshold.
+    Envs,
+    /// The presets: which envs each algorithm has tuned hyperparameters for, and their source.
+    Presets {
+        /// Only this algorithm's.
+        #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>())]
+        algo: Option<Algorithm>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train { algo, env, run } => {
+            let env = match (env, &run.resume) {
+                (Some(env), _) => env,
+                (None, Some(dir)) => runner::RunInfo::read(dir)?.env_id,
+                (None, None) => anyhow::bail!(
+                    "--env is required for a new run (one of: {})",
+                    ids().join(", ")
+                ),
+            };
+            cinder::cli::train(&env, algo, &run)?;
+        }
+        Command::Eval {
+            dir,
+            episodes,
+            seed,
+            backend,
+        } => {
+            let evaluation = runner::evaluate(&dir, episodes, seed, backend)?;
+            println!(
+                "{}: greedy evaluation over {} episodes (seeds {seed}..): {:.2} ± {:.2}",
+                dir.display(),
+                evaluation.episodes,
+                evaluation.mean_return,
+                evaluation.std_return
+            );
+        }
+        Command::Envs => {
+            println!(
+                "{:<26} {:<44} {:<22} {:>10} {:>10}",
+                "id", "observation space", "action space", "time limit", "threshold"
+            );
+            for id in ids() {
+                let spec = spec(id)?;
+                let env = spec.make();
+                println!(
+                    "{:<26} {:<44} {:<22} {:>10} {:>10}",
+                    id,
+                    describe(&env.observation_space()),
+                    describe(&env.action_space()),
+                    spec.max_episode_steps,
+                    spec.reward_threshold
+                        .map_or("none".to_string(), |t| t.to_string())
+                );
+            }
+        }
+        Command::Presets { algo } => {
+            let algorithms = algo.map_or(Algorithm::ALL.to_vec(), |a| vec![a]);
+            for algorithm in algorithms {
+                println!("{algorithm} (presets/{algorithm}.toml):");
+                for env in preset_envs(algorithm)? {
+                    if let Some(p) = preset(algorithm, &env)? {
+                        let keys: Vec<String> =
+                            p.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        println!("  {env}: {}\n    source: {}", keys.join(" "), p.source);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A space in one line.
+fn describe(space: &Space) -> String {
+    match space {
+        Space::Discrete(d) => format!("Discrete({})", d.n),
+        Space::Box(b) => {
+            let fmt = |v: &[f32]| {
+                v.iter()
+                    .map(|x| format!("{x:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            if b.size() <= 2 {
+                format!("Box([{}], [{}])", fmt(&b.low), fmt(&b.high))
+            } else {
+                format!("Box(shape {:?})", b.shape)
+            }
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The runner: one non-generic entry point from "which env, which algorithm, which
+//! configuration, which backend" to a trained, evaluated run (a [`RunSummary`]).
+//!
+//! This is the pipeline the `cinder` command, the examples and the benchmarks share: build the
+//! envs and the learner on the chosen backend, train with progress and checkpoints into a run
+//! directory, evaluate the final greedy policy, write `summary.json`; or resume a run
+//! directory; or reload one to evaluate it. Each learner is instantiated here once per compiled
+//! backend, so callers compile none of the training code. Library users with their own envs or
+//! networks use the generic learners ([`cinder_rl::ppo::Ppo`],
+//! [`cinder_rl::policy_gradient::PolicyGradient`]) and [`cinder_rl::run::train`] directly.
+//!
+//! A run directory holds `config.json` (env, algorithm, backend, preset source and the
+//! complete configuration under the algorithm's name), `metrics.jsonl` (one line per update),
+//! `checkpoint.ckpt` and `summary.json`.
+//!
+//! ```no_run
+//! use cinder::backend::BackendKind;
+//! use cinder::presets::{Algorithm, resolve};
+//! use cinder::runner::{RunOptions, RunSpec, train};
+//!
+//! let resolved = resolve(Algorithm::Ppo, "Pendulum-v1", None, &[])?;
+//! let summary = train(RunSpec {
+//!     env_id: "Pendulum-v1".into(),
+//!     algorithm: Algorithm::Ppo,
+//!     config: resolved.config,
+//!     preset_source: resolved.preset_source,
+//!     backend: BackendKind::NdArray,
+//!     out: Some("runs/pendulum".into()),
+//!     options: RunOptions::default(),
+//! })?;
+//! println!("{:?}", summary.evaluation);
+//! # Ok::<(), cinder::Error>(())
+//! ```
+
+use crate::Error;
+use crate::backend::{BackendKind, BackendTask, dispatch};
+use crate::presets::{Algorithm, AlgorithmConfig};
+use burn::tensor::backend::AutodiffBackend;
+use cinder_env::classic_control::CartPoleVec;
+use cinder_env::vector::VecStep;
+use cinder_env::{
+    AutoresetMode, DynEnv, EnvState, Space, SyncVectorEnv, Value, VectorEnv, make, spec,
+};
+use cinder_rl::policy_gradient::{self, PolicyGradient};
+use cinder_rl::ppo::{self, Ppo};
+use cinder_rl::run::{self, Evaluation, Learner, RunDir, RunSummary, TrainOptions, files};
+
+use std::path::{Path, PathBuf};
+
+/// The seed of the first evaluation episode unless told otherwise (episode `k` uses
+/// `EVAL_SEED + k`): far from the training seeds, so that evaluation starts from states the
+/// training run did not reset to.
+pub const EVAL_SEED: u64 = 10_000;
+
+/// How a run is driven, besides its configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// Greedy evaluation episodes at the end (0: none).
+    pub eval_episodes: usize,
+    /// Seed of the first evaluation episode.
+    pub eval_seed: u64,
+    /// Write a checkpoint every this many updates (and at the end; 0: only at the end).
+    pub checkpoint_every: u64,
+    /// Show a progress bar (plain lines when the output is not a terminal).
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            eval_episodes: 20,
+            eval_seed: EVAL_SEED,
+            checkpoint_every: 50,
+            progress: true,
+        }
+    }
+}
+
+/// A new run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// The registered env id (`cinder envs` lists them).
+    pub env_id: String,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Its complete configuration (seed and budget included), e.g. from
+    /// [`crate::presets::resolve`].
+    pub config: AlgorithmConfig,
+    /// Where the configuration's preset came from, recorded in `config.json`.
+    pub preset_source: Option<String>,
+    /// The backend to train on.
+    pub backend: BackendKind,
+    /// The run directory to create; `None` trains without writing files.
+    pub out: Option<PathBuf>,
+    /// Evaluation, checkpoints, progress.
+    pub options: RunOptions,
+}
+
+/// What `config.json` says about a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// The env id.
+    pub env_id: String,
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The backend it was created on.
+    pub backend: String,
+}
+
+impl RunInfo {
+    /// Reads the run directory's `config.json`.
+    pub fn read(dir: &Path) -> Result<Self, Error> {
+        let json: serde_json::Value = RunDir::read_config(dir)?;
+        let field = |name: &str| {
+            json[name].as_str().map(str::to_string).ok_or_else(|| {
+                Error::Config(format!(
+                    "{}: config.json names no {name}; is this a Cinder run directory?",
+                    dir.display()
+                ))
+            })
+        };
+        Ok(Self {
+            env_id: field("env")?,
+            algorithm: field("algorithm")?.parse()?,
+            backend: field("backend")?,
+        })
+    }
+}
+
+/// The directory a run is written to when none is given:
+/// `runs/<env>_<algorithm>-s<seed>-<unix time>`.
+pub fn default_run_dir(env_id: &str, algorithm: Algorithm, seed: u64) -> PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = env_id.split('-').next().unwrap_or(env_id).to_lowercase();
+    PathBuf::from(format!("runs/{name}_{algorithm}-s{seed}-{now}"))
+}
+
+/// Trains a new run to the end of its budget, evaluates it and (with a run directory) writes
+/// `summary.json`.
+///
+/// Errors: an unknown env id (listing the known ones), a configuration that does not fit the
+/// algorithm, the env or itself, a backend not compiled in, a run directory that already holds
+/// a run, I/O, and any training error (e.g. a non-finite loss).
+pub fn train(spec: RunSpec) -> Result<RunSummary, Error> {
+    spec_check(&spec)?;
+    let kind = spec.backend;
+    dispatch(kind, Task::Train(spec))?.map(Outcome::summary)
+}
+
+/// Continues the run in `dir` from its checkpoint to the end of its budget (on its own backend
+/// unless `backend` says otherwise), then evaluates it and rewrites `summary.json`.
+pub fn resume(
+    dir: &Path,
+    backend: Option<BackendKind>,
+    options: &RunOptions,
+) -> Result<RunSummary, Error> {
+    let info = RunInfo::read(dir)?;
+    let kind = backend_of(&info, backend)?;
+    let task = Task::Resume {
+        dir: dir.to_path_buf(),
+        info,
+        kind,
+        options: options.clone(),
+    };
+    dispatch(kind, task)?.map(Outcome::summary)
+}
+
+/// Reloads the policy (and its normalisation statistics) of the run in `dir` from its
+/// checkpoint and runs `episodes` greedy episodes, the first seeded `seed`. With the seed and
+/// episode count of the run's own evaluation it reproduces `summary.json`'s evaluation.
+pub fn evaluate(
+    dir: &Path,
+    episodes: usize,
+    seed: u64,
+    backend: Option<BackendKind>,
+) -> Result<Evaluation, Error> {
+    let info = RunInfo::read(dir)?;
+    let kind = backend_of(&info, backend)?;
+    let task = Task::Evaluate {
+        dir: dir.to_path_buf(),
+        info,
+        episodes,
+        seed,
+    };
+    match dispatch(kind, task)?? {
+        Outcome::Evaluation(evaluation) => Ok(evaluation),
+        Outcome::Summary(summary) => summary
+            .evaluation
+            .ok_or_else(|| Error::Config("no evaluation was run".into())),
+    }
+}
+
+/// The backend to use: the one asked for, else the run's own.
+fn backend_of(info: &RunInfo, asked: Option<BackendKind>) -> Result<BackendKind, Error> {
+    match asked {
+        Some(kind) => Ok(kind),
+        // The recorded name may carry the device ("wgpu (…)"): its first word is the backend.
+        None => Ok(info
+            .backend
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .parse()?),
+    }
+}
+
+/// Checks what can be checked before a backend starts.
+fn spec_check(run: &RunSpec) -> Result<(), Error> {
+    spec(&run.env_id)?;
+    let fits = matches!(
+        (&run.config, run.algorithm),
+        (AlgorithmConfig::Ppo(_), Algorithm::Ppo)
+            | (
+                AlgorithmConfig::PolicyGradient(_),
+                Algorithm::Reinforce | Algorithm::Grpo
+            )
+    );
+    if !fits {
+        return Err(Error::Config(format!(
+            "the configuration given is not a {} configuration",
+            run.algorithm
+        )));
+    }
+    run.config.validate()
+}
+
+/// What a task gives back.
+enum Outcome {
+    Summary(Box<RunSummary>),
+    Evaluation(Evaluation),
+}
+
+impl Outcome {
+    fn summary(self) -> RunSummary {
+        match self {
+            Self::Summary(summary) => *summary,
+            Self::Evaluation(evaluation) => RunSummary {
+                env: String::new(),
+                algorithm: String::new(),
+                backend: String::new(),
+                seed: 0,
+                total_steps: 0,
+                updates: 0,
+                wall_seconds: 0.0,
+                steps_per_second: 0.0,
+                train_episodes: 0,
+                train_mean_return_last_20: None,
+                solved_at_step: None,
+                solved_at_seconds: None,
+                evaluation: Some(evaluation),
+                timings: Default::default(),
+            },
+        }
+    }
+}
+
+/// The runner's work, generic over the backend (instantiated once per compiled backend, here).
+enum Task {
+    Train(RunSpec),
+    Resume {
+        dir: PathBuf,
+        info: RunInfo,
+        kind: BackendKind,
+        options: RunOptions,
+    },
+    Evaluate {
+        dir: PathBuf,
+        info: RunInfo,
+        episodes: usize,
+        seed: u64,
+    },
+}
+
+/// PPO's vector env, with same-step autoreset: CartPole-v1's struct-of-arrays vector env
+/// (identical results, faster), or any registered env stepped in lockstep.
+pub enum PpoEnvs {
+    /// `CartPole-v1`.
+    CartPole(CartPoleVec, Vec<usize>),
+    /// Any other env.
+    Any(SyncVectorEnv<DynEnv>),
+}
+
+fn ppo_envs(env_id: &str, n: usize) -> Result<PpoEnvs, Error> {
+    if env_id == "CartPole-v1" {
+        return Ok(PpoEnvs::CartPole(
+            CartPoleVec::new(n, AutoresetMode::SameStep)?,
+            vec![0; n],
+        ));
+    }
+    let envs = (0..n).map(|_| make(env_id)).collect::<Result<_, _>>()?;
+    Ok(PpoEnvs::Any(SyncVectorEnv::new(
+        envs,
+        AutoresetMode::SameStep,
+    )?))
+}
+
+impl VectorEnv for PpoEnvs {
+    type Action = Value;
+
+    fn num_envs(&self) -> usize {
+        match self {
+            Self::CartPole(v, _) => v.num_envs(),
+            Self::Any(v) => v.num_envs(),
+        }
+    }
+    fn single_observation_space(&self) -> &Space {
+        match self {
+            Self::CartPole(v, _) => v.single_observation_space(),
+            Self::Any(v) => v.single_observation_space(),
+        }
+    }
+    fn single_action_space(&self) -> &Space {
+        match self {
+            Self::CartPole(v, _) => v.single_action_space(),
+            Self::Any(v) => v.single_action_space(),
+        }
+    }
+    fn autoreset_mode(&self) -> AutoresetMode {
+        match self {
+            Self::CartPole(v, _) => v.autoreset_mode(),
+            Self::Any(v) => v.autoreset_mode(),
+        }
+    }
+    fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<&[f32]> {
+        match self {
+            Self::CartPole(v, _) => v.reset(seed),
+            Self::Any(v) => v.reset(seed),
+        }
+    }
+    fn step(&mut self, actions: &[Value]) -> cinder_env::Result<VecStep<'_>> {
+        match self {
+            Self::CartPole(v, indices) => {
+                indices.clear();
+                for action in actions {
+                    match action {
+                        Value::Discrete(a) => indices.push(*a),
+                        Value::Continuous(_) => {
+                            return Err(cinder_env::EnvError::ActionKind {
+                                expected: "discrete",
+                                got: "continuous",
+                            });
+                        }
+                    }
+                }
+                v.step(indices)
+            }
+            Self::Any(v) => v.step(actions),
+        }
+    }
+    fn obs_dim(&self) -> usize {
+        match self {
+            Self::CartPole(v, _) => v.obs_dim(),
+            Self::Any(v) => v.obs_dim(),
+        }
+    }
+    fn save_state(&self) -> cinder_env::Result<EnvState> {
+        match self {
+            Self::CartPole(v, _) => v.save_state(),
+            Self::Any(v) => v.save_state(),
+        }
+    }
+    fn load_state(&mut self, state: &EnvState) -> cinder_env::Result<()> {
+        match self {
+            Self::CartPole(v, _) => v.load_state(state),
+            Self::Any(v) => v.load_state(state),
+        }
+    }
+}
+
+fn pg_envs(env_id: &str, n: usize) -> Result<Vec<DynEnv>, Error> {
+    Ok((0..n).map(|_| make(env_id)).collect::<Result<_, _>>()?)
+}
+
+impl BackendTask for Task {
+    type Output = Result<Outcome, Error>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Outcome, Error> {
+        match self {
+            Task::Train(spec) => {
+                let backend = format!("{} ({})", spec.backend, B::name(&device));
+                let mut run_dir = match &spec.out {
+                    Some(out) => {
+                        let mut meta = serde_json::json!({
+                            "env": spec.env_id,
+                            "algorithm": spec.algorithm.name(),
+                            "backend": backend,
+                            "preset": spec.preset_source,
+                        });
+                        meta[spec.algorithm.name()] = spec.config.to_json();
+                        Some(RunDir::create(out, &meta)?)
+                    }
+                    None => None,
+                };
+                let summary = match spec.config {
+                    AlgorithmConfig::Ppo(config) => {
+                        let envs = ppo_envs(&spec.env_id, config.num_envs)?;
+                        let mut learner = Ppo::<B, _>::new(config, envs, device)?;
+                        finish(
+                            &mut learner,
+                            run_dir.as_mut(),
+                            &spec.env_id,
+                            spec.algorithm,
+                            backend,
+                            &spec.options,
+                        )?
+                    }
+                    AlgorithmConfig::PolicyGradient(config) => {
+                        let envs = pg_envs(&spec.env_id, config.episodes_per_batch)?;
+                        let mut learner = PolicyGradient::<B, _>::new(config, envs, device)?;
+                        finish(
+                            &mut learner,
+                            run_dir.as_mut(),
+                            &spec.env_id,
+                            spec.algorithm,
+                            backend,
+                            &spec.options,
+                        )?
+                    }
+                };
+                Ok(Outcome::Summary(Box::new(summary)))
+            }
+            Task::Resume {
+                dir,
+                info,
+                kind,
+                options,
+            } => {
+                let backend = format!("{kind} ({})", B::name(&device));
+                let checkpoint = dir.join(files::CHECKPOINT);
+                let summary = match info.algorithm {
+                    Algorithm::Ppo => {
+                        let mut learner = resume_ppo::<B>(&checkpoint, &info.env_id, device)?;
+                        let mut run_dir = RunDir::reopen(&dir, learner.iteration())?;
+                        finish(
+                            &mut learner,
+                            Some(&mut run_dir),
+                            &info.env_id,
+                            info.algorithm,
+                            backend,
+                            &options,
+                        )?
+                    }
+                    Algorithm::Reinforce | Algorithm::Grpo => {
+                        let mut learner = resume_pg::<B>(&checkpoint, &info.env_id, device)?;
+                        let mut run_dir = RunDir::reopen(&dir, learner.iteration())?;
+                        finish(
+                            &mut learner,
+                            Some(&mut run_dir),
+                            &info.env_id,
+                            info.algorithm,
+                            backend,
+                            &options,
+                        )?
+                    }
+                };
+                Ok(Outcome::Summary(Box::new(summary)))
+            }
+            Task::Evaluate {
+                dir,
+                info,
+                episodes,
+                seed,
+            } => {
+                let checkpoint = dir.join(files::CHECKPOINT);
+                let mut env = make(&info.env_id)?;
+                let returns = match info.algorithm {
+                    Algorithm::Ppo => resume_ppo::<B>(&checkpoint, &info.env_id, device)?
+                        .evaluate(&mut env, episodes, seed)?,
+                    Algorithm::Reinforce | Algorithm::Grpo => {
+                        resume_pg::<B>(&checkpoint, &info.env_id, device)?
+                            .evaluate(&mut env, episodes, seed)?
+                    }
+                };
+                Ok(Outcome::Evaluation(Evaluation::from_returns(returns)))
+            }
+        }
+    }
+}
+
+fn resume_ppo<B: AutodiffBackend>(
+    checkpoint: &Path,
+    env_id: &str,
+    device: B::Device,
+) -> Result<Ppo<B, PpoEnvs>, Error> {
+    // The checkpoint holds the configuration the envs must match.
+    let config = ppo::checkpoint_config(checkpoint)?;
+    let envs = ppo_envs(env_id, config.num_envs)?;
+    Ok(Ppo::resume(checkpoint, envs, device)?)
+}
+
+fn resume_pg<B: AutodiffBackend>(
+    checkpoint: &Path,
+    env_id: &str,
+    device: B::Device,
+) -> Result<PolicyGradient<B, DynEnv>, Error> {
+    let config = policy_gradient::checkpoint_config(checkpoint)?;
+    let envs = pg_envs(env_id, config.episodes_per_batch)?;
+    Ok(PolicyGradient::resume(checkpoint, envs, device)?)
+}
+
+/// Trains `learner` to the end of its budget, evaluates it, and writes the summary.
+fn finish<L: Learner>(
+    learner: &mut L,
+    run_dir: Option<&mut RunDir>,
+    env_id: &str,
+    algorithm: Algorithm,
+    backend: String,
+    options: &RunOptions,
+) -> Result<RunSummary, Error> {
+    let threshold = spec(env_id)?.reward_threshold;
+    let train_options = TrainOptions {
+        checkpoint_every: options.checkpoint_every,
+        progress: options.progress,
+        solve_threshold: threshold,
+    };
+    let mut run_dir = run_dir;
+    let report = run::train(learner, run_dir.as_deref_mut(), &train_options)?;
+    let evaluation = if options.eval_episodes > 0 {
+        let mut env = make(env_id)?;
+        Some(Evaluation::from_returns(learner.evaluate(
+            &mut env,
+            options.eval_episodes,
+            options.eval_seed,
+        )?))
+    } else {
+        None
+    };
+    let steps = learner.global_step();
+    let wall = learner.wall_seconds();
+    let summary = RunSummary {
+        env: env_id.into(),
+        algorithm: algorithm.name().into(),
+        backend,
+        seed: learner.seed(),
+        total_steps: steps,
+        updates: learner.iteration(),
+        wall_seconds: wall,
+        steps_per_second: steps as f64 / wall.max(1e-9),
+        train_episodes: report.episodes,
+        train_mean_return_last_20: report.mean_last_returns(),
+        solved_at_step: report.solved_at_step,
+        solved_at_seconds: report.solved_at_seconds,
+        evaluation,
+        timings: report.timings,
+    };
+    if let Some(run_dir) = run_dir {
+        run_dir.write_summary(&summary)?;
+    }
+    Ok(summary)
+}

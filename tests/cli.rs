@@ -1,0 +1,396 @@
+//! The `cinder` command end to end (the binary cargo built for these tests): the env table,
+//! short training runs of every algorithm on every env with evaluation from the run directory,
+//! a run killed mid-way and resumed, partial configuration files, and the errors a user sees.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ENVS: [&str; 5] = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+];
+
+fn cinder(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cinder"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .output()
+        .expect("the cinder binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = cinder(args);
+    assert!(
+        out.status.success(),
+        "cinder {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = cinder(args);
+    assert!(!out.status.success(), "cinder {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cinder-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A small budget and batch for each algorithm, whatever the env's preset says.
+fn tiny(algo: &str) -> Vec<&'static str> {
+    match algo {
+        "ppo" => vec![
+            "--set",
+            "num_envs=2",
+            "--set",
+            "num_steps=64",
+            "--set",
+            "num_minibatches=2",
+            "--set",
+            "update_epochs=2",
+            "--total-steps",
+            "256",
+        ],
+        "reinforce" => vec!["--set", "episodes_per_batch=2", "--total-steps", "300"],
+        _ => vec![
+            "--set",
+            "episodes_per_batch=4",
+            "--set",
+            "advantage.GroupRelative.group_size=2",
+            "--total-steps",
+            "300",
+        ],
+    }
+}
+
+#[test]
+fn envs_lists_the_registry() {
+    let out = ok(&["envs"]);
+    for id in ENVS {
+        assert!(out.contains(id), "{id} missing from:\n{out}");
+    }
+    assert!(out.contains("Discrete(3)") && out.contains("999"), "{out}");
+}
+
+/// Every algorithm on every env: the run directory, a summary with an evaluation, and
+/// `cinder eval` reproducing it from the checkpoint.
+#[test]
+fn every_algorithm_trains_on_every_env_and_eval_reproduces_it() {
+    for algo in ["ppo", "reinforce", "grpo"] {
+        for env in ENVS {
+            let dir = scratch(&format!("{algo}-{env}"));
+            let d = dir.to_str().unwrap();
+            let mut args = vec!["train", "--algo", algo, "--env", env, "--out", d];
+            args.extend(["--eval-episodes", "2", "--quiet", "--seed", "3"]);
+            args.extend(tiny(algo));
+            ok(&args);
+            for file in [
+                "config.json",
+                "metrics.jsonl",
+                "checkpoint.ckpt",
+                "summary.json",
+            ] {
+                assert!(dir.join(file).is_file(), "{algo} {env}: no {file}");
+            }
+            let config = json(&dir.join("config.json"));
+            assert_eq!(config["env"], env);
+            assert_eq!(config[algo]["seed"], 3);
+            let summary = json(&dir.join("summary.json"));
+            let mean = summary["evaluation"]["mean_return"].as_f64().unwrap();
+            let eval = ok(&["eval", d, "--episodes", "2"]);
+            assert!(
+                eval.contains(&format!("{mean:.2} ±")),
+                "{algo} {env}: summary says {mean:.2}, eval printed {eval}"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+}
+
+/// A run killed after a checkpoint resumes to the end of its budget; a preset's normalisation
+/// statistics travel with it.
+#[test]
+fn a_killed_run_resumes_to_its_budget() {
+    let dir = scratch("resume");
+    let d = dir.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cinder"))
+        .args([
+            "train",
+            "--algo",
+            "ppo",
+            "--env",
+            "Acrobot-v1",
+            "--out",
+            d,
+            "--quiet",
+        ])
+        .args([
+            "--set",
+            "num_envs=2",
+            "--set",
+            "num_steps=32",
+            "--set",
+            "num_minibatches=2",
+        ])
+        .args([
+            "--total-steps",
+            "40000",
+            "--checkpoint-every",
+            "1",
+            "--eval-episodes",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = dir.join("checkpoint.ckpt");
+    let start = std::time::Instant::now();
+    while !checkpoint.exists() {
+        assert!(start.elapsed().as_secs() < 300, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !dir.join("summary.json").exists(),
+        "the run ended before it was killed"
+    );
+    let config = json(&dir.join("config.json"));
+    assert_eq!(
+        config["ppo"]["normalize_obs"], true,
+        "the Acrobot preset normalises"
+    );
+    let out = ok(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--resume",
+        d,
+        "--eval-episodes",
+        "1",
+        "--quiet",
+    ]);
+    assert!(out.contains("done"), "{out}");
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["total_steps"], 40_000);
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        40_000 / 64,
+        "one metrics line per update"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A `--config` file names only what it changes; a table named after the env applies to it.
+#[test]
+fn partial_config_files_and_sets_override_the_preset() {
+    let dir = scratch("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mine.toml");
+    std::fs::write(
+        &file,
+        "learning_rate = 0.0005\nhidden_sizes = [16, 8]\n\n[\"Pendulum-v1\"]\nnum_envs = 2\n\n\
+         [\"Acrobot-v1\"]\nnum_envs = 7\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let (f, r) = (file.to_str().unwrap(), run.to_str().unwrap());
+    ok(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "Pendulum-v1",
+        "--config",
+        f,
+        "--set",
+        "activation=relu",
+        "--set",
+        "num_steps=64",
+        "--set",
+        "num_minibatches=2",
+        "--total-steps",
+        "128",
+        "--out",
+        r,
+        "--eval-episodes",
+        "1",
+        "--quiet",
+    ]);
+    let config = json(&run.join("config.json"));
+    let ppo = &config["ppo"];
+    assert_eq!(ppo["learning_rate"], 0.0005);
+    assert_eq!(ppo["hidden_sizes"], serde_json::json!([16, 8]));
+    assert_eq!(ppo["num_envs"], 2);
+    assert_eq!(ppo["activation"], "relu");
+    // Kept from the Pendulum preset, and from the defaults.
+    assert!((ppo["gamma"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    assert_eq!(ppo["max_grad_norm"], 0.5);
+    assert!(config["preset"].as_str().unwrap().contains("RL Zoo"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let err = fails(&["train", "--algo", "ppo", "--env", "CartPole-v2"]);
+    assert!(
+        err.contains("CartPole-v2") && err.contains("MountainCarContinuous-v0"),
+        "{err}"
+    );
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--set",
+        "lr=3",
+    ]);
+    assert!(
+        err.contains("unknown key `lr`") && err.contains("learning_rate"),
+        "{err}"
+    );
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--set",
+        "num_envs=2.5",
+    ]);
+    assert!(err.contains("`num_envs` takes an integer"), "{err}");
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--set",
+        "norm_adv=3",
+    ]);
+    assert!(err.contains("`norm_adv` takes a boolean"), "{err}");
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--set",
+        "gamma=2",
+    ]);
+    assert!(err.contains("gamma (2) must be in [0, 1]"), "{err}");
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--set",
+        "num_envs",
+    ]);
+    assert!(err.contains("expected key=value"), "{err}");
+    let err = fails(&[
+        "train",
+        "--algo",
+        "grpo",
+        "--env",
+        "CartPole-v1",
+        "--set",
+        "clip_obs=5",
+    ]);
+    assert!(err.contains("unknown key `clip_obs`"), "{err}");
+    let err = fails(&["train", "--algo", "dqn", "--env", "CartPole-v1"]);
+    assert!(err.contains("ppo, reinforce, grpo"), "{err}");
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--backend",
+        "tpu",
+    ]);
+    assert!(err.contains("unknown backend"), "{err}");
+    let missing = scratch("missing");
+    let err = fails(&["eval", missing.to_str().unwrap()]);
+    assert!(err.contains("config.json"), "{err}");
+    let dir = scratch("bad-toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "learning_rate = [").unwrap();
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not valid TOML"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every preset of every algorithm resolves to a valid configuration and names its source;
+/// without a preset the algorithm's defaults apply.
+#[test]
+fn every_preset_resolves_and_says_where_it_comes_from() {
+    use cinder::presets::{
+        Algorithm, AlgorithmConfig, preset, preset_envs, resolve, resolve_layers,
+    };
+    for algorithm in Algorithm::ALL {
+        let envs = preset_envs(algorithm).unwrap();
+        assert!(
+            envs.iter().any(|e| e == "CartPole-v1"),
+            "{algorithm}: {envs:?}"
+        );
+        for env in &envs {
+            assert!(
+                cinder::env::spec(env).is_ok(),
+                "{algorithm}: preset for unknown env {env}"
+            );
+            let p = preset(algorithm, env).unwrap().unwrap();
+            assert!(p.source.len() > 20, "{algorithm} {env}: {}", p.source);
+            let resolved = resolve(algorithm, env, None, &[]).unwrap();
+            assert_eq!(resolved.preset_source.as_deref(), Some(p.source.as_str()));
+        }
+    }
+    let ppo = |use_preset| match resolve_layers(
+        Algorithm::Ppo,
+        "MountainCarContinuous-v0",
+        use_preset,
+        None,
+        &[],
+    )
+    .unwrap()
+    .config
+    {
+        AlgorithmConfig::Ppo(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let (tuned, plain) = (ppo(true), ppo(false));
+    assert_eq!(
+        (tuned.num_envs, tuned.num_steps, tuned.total_timesteps),
+        (1, 8, 100_000)
+    );
+    assert!(tuned.normalize_obs && tuned.normalize_reward);
+    assert_eq!(plain, cinder::rl::ppo::PpoConfig::new());
+}
