@@ -8,7 +8,34 @@
 //!   environments, bit-for-bit identical to Gymnasium 1.x for the same seed and actions;
 //! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks, PPO, and REINFORCE and GRPO
 //!   as configurations of one policy-gradient learner, generic over Burn's backend;
-//! - [`backend`]: the concrete Burn backends compiled in, chosen by cargo features.
+//! - [`backend`]: the concrete Burn backends compiled in, chosen by cargo features;
+//! - [`runner`]: the training pipeline behind the `cinder` command, the examples and the
+//!   benchmarks — env id, algorithm, configuration and backend in, a trained and evaluated run
+//!   (and its run directory) out, with [`presets`] of tuned hyperparameters per env and
+//!   [`cli`], the flags they share.
+//!
+//! Training an env with its preset, as `cinder train --algo ppo --env Acrobot-v1` does:
+//!
+//! ```no_run
+//! use cinder::backend::BackendKind;
+//! use cinder::presets::{Algorithm, resolve};
+//! use cinder::runner::{RunOptions, RunSpec, train};
+//!
+//! let resolved = resolve(Algorithm::Ppo, "Acrobot-v1", None, &["seed=2".into()])?;
+//! let summary = train(RunSpec {
+//!     env_id: "Acrobot-v1".into(),
+//!     algorithm: Algorithm::Ppo,
+//!     config: resolved.config,
+//!     preset_source: resolved.preset_source,
+//!     backend: BackendKind::NdArray,
+//!     out: Some("runs/acrobot".into()),
+//!     options: RunOptions::default(),
+//! })?;
+//! println!("greedy return: {:?}", summary.evaluation.map(|e| e.mean_return));
+//! # Ok::<(), cinder::Error>(())
+//! ```
+//!
+//! The learners themselves, for your own envs:
 //!
 //! ```
 //! use cinder::env::{make, Value};

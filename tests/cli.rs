@@ -206,7 +206,7 @@ fn partial_config_files_and_sets_override_the_preset() {
     let file = dir.join("mine.toml");
     std::fs::write(
         &file,
-        "learning_rate = 0.0005\nhidden_sizes = [16, 8]\n\n[\"Pendulum-v1\"]\nnum_envs = 2\n\n\
+        "learning_rate = 0.0005\nnetwork = { hidden_sizes = [16, 8] }\n\n[\"Pendulum-v1\"]\nnum_envs = 2\n\n\
          [\"Acrobot-v1\"]\nnum_envs = 7\n",
     )
     .unwrap();
@@ -221,7 +221,7 @@ fn partial_config_files_and_sets_override_the_preset() {
         "--config",
         f,
         "--set",
-        "activation=relu",
+        "network.activation=relu",
         "--set",
         "num_steps=64",
         "--set",
@@ -237,9 +237,11 @@ fn partial_config_files_and_sets_override_the_preset() {
     let config = json(&run.join("config.json"));
     let ppo = &config["ppo"];
     assert_eq!(ppo["learning_rate"], 0.0005);
-    assert_eq!(ppo["hidden_sizes"], serde_json::json!([16, 8]));
+    assert_eq!(ppo["network"]["hidden_sizes"], serde_json::json!([16, 8]));
     assert_eq!(ppo["num_envs"], 2);
-    assert_eq!(ppo["activation"], "relu");
+    assert_eq!(ppo["network"]["activation"], "relu");
+    // The network table's other keys keep their defaults.
+    assert_eq!(ppo["network"]["ortho_init"], true);
     // Kept from the Pendulum preset, and from the defaults.
     assert!((ppo["gamma"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     assert_eq!(ppo["max_grad_norm"], 0.5);
@@ -389,8 +391,10 @@ fn every_preset_resolves_and_says_where_it_comes_from() {
     let (tuned, plain) = (ppo(true), ppo(false));
     assert_eq!(
         (tuned.num_envs, tuned.num_steps, tuned.total_timesteps),
-        (1, 8, 100_000)
+        (1, 8, 50_000)
     );
+    assert!(tuned.use_sde && !tuned.network.ortho_init);
+    assert_eq!(tuned.network.init_log_std, -3.29);
     assert!(tuned.normalize_obs && tuned.normalize_reward);
     assert_eq!(plain, cinder::rl::ppo::PpoConfig::new());
 }

@@ -35,3 +35,4 @@ pub mod measure;
 pub mod methods;
 pub mod plot;
 pub mod ppo;
+pub mod suite;

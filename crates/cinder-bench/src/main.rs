@@ -4,6 +4,7 @@
 //! cargo run --release -p cinder-bench -- envs --out assets/bench
 //! cargo run --release -p cinder-bench -- ppo --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! cargo run --release -p cinder-bench -- methods --out assets/bench
+//! cargo run --release -p cinder-bench -- suite --out assets/bench
 //! cargo run --release -p cinder-bench --features wgpu -- backends --backends ndarray,wgpu \
 //!     --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! ```
@@ -38,6 +39,9 @@ enum Commands {
     Methods(MethodsArgs),
     /// The same RL workloads on every Burn backend compiled in, beside PyTorch in the same run.
     Backends(BackendsArgs),
+    /// Every algorithm on every classic-control env, seed by seed, with the envs' presets:
+    /// greedy evaluations beside the RL Zoo's results.
+    Suite(SuiteArgs),
 }
 
 fn run_backends(args: BackendsArgs) -> Result<()> {
@@ -393,8 +397,82 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Parser)]
+struct SuiteArgs {
+    /// Algorithms.
+    #[arg(long, value_delimiter = ',', default_value = "ppo,reinforce,grpo")]
+    algos: Vec<String>,
+    /// Env ids.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "CartPole-v1,Acrobot-v1,MountainCar-v0,MountainCarContinuous-v0,Pendulum-v1"
+    )]
+    envs: Vec<String>,
+    /// Seeds, one run each per algorithm and env.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    seeds: Vec<u64>,
+    /// Greedy evaluation episodes per run.
+    #[arg(long, default_value_t = 20)]
+    eval_episodes: usize,
+    /// Env steps per run (default: each preset's budget).
+    #[arg(long)]
+    total_steps: Option<u64>,
+    /// Directory for `suite.json` and `suite.md`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn run_suite(args: SuiteArgs) -> Result<()> {
+    use cinder::presets::Algorithm;
+    use cinder_bench::suite::{markdown_table, run_one};
+    let algorithms = args
+        .algos
+        .iter()
+        .map(|a| a.parse::<Algorithm>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut runs = Vec::new();
+    for &algorithm in &algorithms {
+        for env in &args.envs {
+            for &seed in &args.seeds {
+                eprint!("{algorithm} {env} seed {seed} ... ");
+                let run = run_one(algorithm, env, seed, args.total_steps, args.eval_episodes)?;
+                eprintln!(
+                    "{:.1} ± {:.1} ({} steps, {:.1} s)",
+                    run.eval_mean, run.eval_std, run.steps, run.train_s
+                );
+                runs.push(run);
+            }
+        }
+    }
+    let machine = machine_description();
+    let mut table = markdown_table(&runs);
+    table.push_str(&format!(
+        "\nMachine: {machine}; ndarray backend, release build, runs one after another. Each run \
+         is `cinder train --algo <algorithm> --env <env> --seed <seed>` (the env's preset, or the \
+         algorithm's defaults where it has none); its score is the greedy (deterministic) \
+         evaluation of the final policy over {} episodes seeded 10000, 10001, ...; \
+         \"over seeds\" is the mean ± std of the seeds' means.\n",
+        args.eval_episodes
+    ));
+    println!("{table}");
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+        let json = serde_json::json!({
+            "machine": machine,
+            "eval_episodes": args.eval_episodes,
+            "runs": runs,
+        });
+        std::fs::write(out.join("suite.json"), serde_json::to_string_pretty(&json)?)?;
+        std::fs::write(out.join("suite.md"), &table)?;
+        eprintln!("wrote {}/suite.json and suite.md", out.display());
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Commands::Suite(args) => run_suite(args),
         Commands::Envs(args) => run_envs(args),
         Commands::Ppo(args) => run_ppo(args),
         Commands::Methods(args) => run_methods(args),

@@ -7,6 +7,7 @@ use cinder_bench::envs::{
 use cinder_bench::measure::{Measurement, median_of};
 use cinder_bench::methods::{Method, MethodRun, markdown_table as methods_table, run_method};
 use cinder_bench::ppo::{markdown_table as ppo_table, run_cinder};
+use cinder_bench::suite::{markdown_table as suite_table, run_one};
 
 #[test]
 fn measures_steps_and_positive_times() {
@@ -96,4 +97,36 @@ fn a_tiny_run_gives_finite_figures_and_a_table() {
     let table = ppo_table(std::slice::from_ref(&run), &[]);
     assert!(table.contains("| 1 | Cinder (ndarray) |"), "{table}");
     assert!(table.contains("Where Cinder's time goes"), "{table}");
+}
+
+#[test]
+fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
+    use cinder::presets::Algorithm;
+    let mut runs = Vec::new();
+    for algorithm in Algorithm::ALL {
+        for seed in [1, 2] {
+            let run = run_one(algorithm, "CartPole-v1", seed, Some(512), 2).unwrap();
+            assert!(run.preset, "CartPole-v1 has a {algorithm} preset");
+            assert!(run.steps >= 256 && run.eval_mean.is_finite(), "{run:?}");
+            assert_eq!(run.eval_episodes, 2);
+            runs.push(run);
+        }
+    }
+    let pendulum = run_one(Algorithm::Reinforce, "Pendulum-v1", 1, Some(400), 1).unwrap();
+    assert!(
+        !pendulum.preset,
+        "REINFORCE has no Pendulum-v1 preset: its defaults apply"
+    );
+    runs.push(pendulum);
+    let table = suite_table(&runs);
+    assert!(
+        table.contains("| ppo | CartPole-v1 | yes | s1: "),
+        "{table}"
+    );
+    assert!(table.contains("| 500 | 500 ± 0 |"), "{table}");
+    assert!(
+        table.contains("| reinforce | Pendulum-v1 | defaults |"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 2 + 3 + 1, "{table}");
 }

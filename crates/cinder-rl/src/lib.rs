@@ -55,6 +55,7 @@ pub mod distributions;
 pub mod error;
 pub mod gradients;
 pub mod grpo;
+pub mod learner;
 pub mod losses;
 pub mod normalize;
 pub mod policy;

@@ -49,11 +49,34 @@ pub struct ActorCriticConfig {
     /// Whether actions are continuous (diagonal Gaussian) rather than discrete (categorical).
     #[config(default = false)]
     pub continuous: bool,
-    /// Units of each hidden layer, first to last, of the actor and of the critic (each has its
-    /// own layers; CleanRL and SB3: `[64, 64]`). Empty: linear heads on the observation.
+    /// Layers, activation, initialisation and initial log-std.
+    #[config(default = "NetworkConfig::new()")]
+    pub network: NetworkConfig,
+    /// Generalised state-dependent exploration (gSDE; SB3's `use_sde`, continuous actions
+    /// only): the exploration noise is `z(s) · E`, with `z(s)` the actor's last hidden features
+    /// (not trained through the noise) and `E` a `[features, action_dim]` matrix of
+    /// `N(0, σ²)` entries drawn from time to time, so that consecutive actions explore in a
+    /// consistent direction. The learned log-std is then `[features, action_dim]` and the
+    /// policy is the Gaussian of mean `μ(s)` and variance `Σ_j z_j(s)² σ_jk² + 1e-6`.
+    #[config(default = false)]
+    pub use_sde: bool,
+    /// Seed of the weight initialisation. Weights are drawn on the host from this seed alone,
+    /// so the same seed gives the same network on every backend and in every thread (Burn's
+    /// backend generator is process-wide).
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// The policy network's shape and initialisation (Stable-Baselines3's `policy_kwargs`): an actor
+/// and a critic MLP with the same hidden sizes, each its own layers (SB3's default for PPO,
+/// CleanRL's `Agent`).
+#[derive(Config, Debug, PartialEq)]
+pub struct NetworkConfig {
+    /// Units of each hidden layer, first to last, of the actor and of the critic (SB3's
+    /// `net_arch`; CleanRL and SB3: `[64, 64]`). Empty: linear heads on the observation.
     #[config(default = "vec![64, 64]")]
     pub hidden_sizes: Vec<usize>,
-    /// The nonlinearity after each hidden layer.
+    /// The nonlinearity after each hidden layer (SB3's `activation_fn`).
     #[config(default = "Activation::Tanh")]
     pub activation: Activation,
     /// Orthogonal initialisation (gain √2 on hidden layers, 0.01 on the policy head, 1 on the
@@ -65,11 +88,39 @@ pub struct ActorCriticConfig {
     /// `log_std_init`).
     #[config(default = 0.0)]
     pub init_log_std: f64,
-    /// Seed of the weight initialisation. Weights are drawn on the host from this seed alone,
-    /// so the same seed gives the same network on every backend and in every thread (Burn's
-    /// backend generator is process-wide).
-    #[config(default = 0)]
-    pub seed: u64,
+}
+
+impl NetworkConfig {
+    /// Checks the values; the error says what to change.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
+            return Err(RlError::InvalidConfig(format!(
+                "network.hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
+            )));
+        }
+        if !self.init_log_std.is_finite() {
+            return Err(RlError::InvalidConfig(format!(
+                "network.init_log_std ({}) must be finite",
+                self.init_log_std
+            )));
+        }
+        Ok(())
+    }
+
+    /// The actor-critic of this network for an env's observation and action spaces,
+    /// initialised from `seed`.
+    pub fn actor_critic(
+        &self,
+        observation_space: &Space,
+        action_space: &Space,
+        seed: u64,
+    ) -> Result<ActorCriticConfig> {
+        Ok(
+            ActorCriticConfig::for_spaces(observation_space, action_space)?
+                .with_network(self.clone())
+                .with_seed(seed),
+        )
+    }
 }
 
 impl ActorCriticConfig {
@@ -97,19 +148,12 @@ impl ActorCriticConfig {
                 return Err(RlError::InvalidConfig(format!("{name} must be at least 1")));
             }
         }
-        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
-            return Err(RlError::InvalidConfig(format!(
-                "hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
-            )));
-        }
+        self.network.validate()?;
         if !self.continuous && self.action_dim < 2 {
             return Err(RlError::InvalidConfig(format!(
                 "a discrete policy needs action_dim >= 2 actions, got {}",
                 self.action_dim
             )));
-        }
-        if !self.init_log_std.is_finite() {
-            return Err(RlError::InvalidConfig("init_log_std must be finite".into()));
         }
         Ok(())
     }
@@ -118,7 +162,7 @@ impl ActorCriticConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<ActorCritic<B>> {
         self.validate()?;
         let mut rng = NpRandom::from_seed(self.seed);
-        let init = if self.ortho_init {
+        let init = if self.network.ortho_init {
             LayerInit::Orthogonal
         } else {
             LayerInit::TorchDefault
@@ -126,38 +170,51 @@ impl ActorCriticConfig {
         let actor = Mlp::new(
             &self.layers(self.action_dim, 0.01),
             init,
-            self.activation,
+            self.network.activation,
             &mut rng,
             device,
         );
         let critic = Mlp::new(
             &self.layers(1, 1.0),
             init,
-            self.activation,
+            self.network.activation,
             &mut rng,
             device,
         );
+        let use_sde = self.use_sde && self.continuous;
+        let rows = if use_sde { self.sde_features() } else { 1 };
         let log_std = self.continuous.then(|| {
             Initializer::Constant {
-                value: self.init_log_std,
+                value: self.network.init_log_std,
             }
-            .init([1, self.action_dim], device)
+            .init([rows, self.action_dim], device)
         });
         Ok(ActorCritic {
             actor,
             critic,
             log_std,
+            use_sde,
         })
     }
 }
 
 impl ActorCriticConfig {
+    /// The size of the features gSDE's noise is built from: the actor's last hidden layer (the
+    /// observation when there is none).
+    pub fn sde_features(&self) -> usize {
+        self.network
+            .hidden_sizes
+            .last()
+            .copied()
+            .unwrap_or(self.obs_dim)
+    }
+
     /// `(d_in, d_out, orthogonal gain)` of each layer of a network ending in `head` outputs.
     fn layers(&self, head: usize, head_gain: f64) -> Vec<(usize, usize, f64)> {
         let sqrt2 = std::f64::consts::SQRT_2;
         let mut d_in = self.obs_dim;
-        let mut layers = Vec::with_capacity(self.hidden_sizes.len() + 1);
-        for &h in &self.hidden_sizes {
+        let mut layers = Vec::with_capacity(self.network.hidden_sizes.len() + 1);
+        for &h in &self.network.hidden_sizes {
             layers.push((d_in, h, sqrt2));
             d_in = h;
         }
@@ -226,15 +283,29 @@ impl<B: Backend> Mlp<B> {
     /// - input: `[batch, d_in]`
     /// - output: `[batch, d_out]`
     pub fn forward(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
-        let last = self.layers.len() - 1;
+        self.forward_features(input).1
+    }
+
+    /// The input of the last layer (the last hidden features, or `input` itself for a single
+    /// layer) and the output.
+    ///
+    /// # Shapes
+    /// - input: `[batch, d_in]`
+    /// - output: `([batch, features], [batch, d_out])`
+    pub fn forward_features(&self, input: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let last = self.layers.len().saturating_sub(1);
         let mut x = input;
+        let mut features = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
+            if i == last {
+                features = x.clone();
+            }
             x = layer.forward(x);
             if i < last {
                 x = self.activation.apply(x);
             }
         }
-        x
+        (features, x)
     }
 
     /// The layers, first to last.
@@ -387,6 +458,60 @@ impl<B: Backend> PolicyDistribution<B> {
     }
 }
 
+impl<B: Backend> PolicyDistribution<B> {
+    /// gSDE's draw: row `e`'s action is `μ_e + z_e · E_e`, with `z_e` its features `[batch,
+    /// features]` and `E_e` its exploration matrix (`noise` holds `[batch, features,
+    /// action_dim]`, row-major), with its log-probability under this (state-dependent)
+    /// Gaussian. One read of the distribution and the features.
+    ///
+    /// Errors: a categorical distribution, or `noise` of the wrong length.
+    pub fn sample_sde(self, features: Tensor<B, 2>, noise: &[f32]) -> Result<SampledActions> {
+        let Self::Gaussian(g) = self else {
+            return Err(RlError::InvalidConfig(
+                "gSDE needs continuous actions (a Gaussian policy)".into(),
+            ));
+        };
+        let [rows, w] = g.mean.dims();
+        let [_, f] = features.dims();
+        if noise.len() != rows * f * w {
+            return Err(RlError::InvalidInput(format!(
+                "gSDE noise of {} floats for {rows} rows of {f} features and {w} actions",
+                noise.len()
+            )));
+        }
+        let (mean, log_std, z) = (read(g.mean), read(g.log_std), read(features));
+        let mut sampled = SampledActions::with_capacity(rows, w);
+        for e in 0..rows {
+            let mut log_prob = 0.0f32;
+            let start = sampled.flat.len();
+            for k in 0..w {
+                let eps: f32 = (0..f)
+                    .map(|j| z[e * f + j] * noise[(e * f + j) * w + k])
+                    .sum();
+                let (mu, ls) = (mean[e * w + k], log_std[e * w + k]);
+                sampled.flat.push(mu + eps);
+                let u = eps / ls.exp();
+                log_prob += -0.5 * u * u - ls - HALF_LN_2PI;
+            }
+            sampled.log_probs.push(log_prob);
+            sampled
+                .actions
+                .push(Value::Continuous(sampled.flat[start..].to_vec()));
+        }
+        Ok(sampled)
+    }
+}
+
+/// gSDE's exploration matrices: `count` draws of `E` with `E_jk ~ N(0, σ_jk²)`, `σ` given
+/// row-major (`[features, action_dim]`), drawn on `rng`; `[count, features, action_dim]`.
+pub fn sde_noise(std: &[f32], count: usize, rng: &mut NpRandom) -> Vec<f32> {
+    let mut noise = Vec::with_capacity(count * std.len());
+    for _ in 0..count {
+        noise.extend(std.iter().map(|&s| s * standard_normal(rng) as f32));
+    }
+    noise
+}
+
 /// Actions drawn by [`PolicyDistribution::sample`], one per row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampledActions {
@@ -414,17 +539,52 @@ impl SampledActions {
 pub struct ActorCritic<B: Backend> {
     actor: Mlp<B>,
     critic: Mlp<B>,
-    /// State-independent log standard deviation `[1, action_dim]` (continuous actions only).
+    /// Log standard deviation (continuous actions only): state-independent `[1, action_dim]`,
+    /// or gSDE's `[features, action_dim]`.
     log_std: Option<Param<Tensor<B, 2>>>,
+    /// Whether the Gaussian's noise is state-dependent (gSDE).
+    #[module(skip)]
+    use_sde: bool,
 }
+
+/// The variance floor gSDE adds (SB3's `epsilon`).
+pub const SDE_EPSILON: f32 = 1e-6;
 
 impl<B: Backend> ActorCritic<B> {
     /// The action distribution for `obs` `[batch, obs_dim]`.
     pub fn distribution(&self, obs: Tensor<B, 2>) -> PolicyDistribution<B> {
-        let out = self.actor.forward(obs);
-        match &self.log_std {
+        self.distribution_and_features(obs).0
+    }
+
+    /// The action distribution and the actor's last hidden features `[batch, features]` (gSDE
+    /// builds its noise from them).
+    pub fn distribution_and_features(
+        &self,
+        obs: Tensor<B, 2>,
+    ) -> (PolicyDistribution<B>, Tensor<B, 2>) {
+        let (features, out) = self.actor.forward_features(obs);
+        let dist = match &self.log_std {
             None => PolicyDistribution::Categorical(Categorical::from_logits(out)),
+            Some(log_std) if self.use_sde => {
+                // Var[a_k] = Σ_j z_j² σ_jk² (+ ε), with z not trained through the noise.
+                let variance = features
+                    .clone()
+                    .detach()
+                    .square()
+                    .matmul(log_std.val().mul_scalar(2.0).exp());
+                let log_sigma = variance.add_scalar(SDE_EPSILON).log().mul_scalar(0.5);
+                PolicyDistribution::Gaussian(DiagGaussian::new(out, log_sigma))
+            }
             Some(log_std) => PolicyDistribution::Gaussian(DiagGaussian::new(out, log_std.val())),
+        };
+        (dist, features)
+    }
+
+    /// gSDE's `σ = exp(log_std)`, `[features, action_dim]`, when the policy uses it.
+    pub fn sde_std(&self) -> Option<Tensor<B, 2>> {
+        match &self.log_std {
+            Some(log_std) if self.use_sde => Some(log_std.val().exp()),
+            _ => None,
         }
     }
 
@@ -726,7 +886,7 @@ mod tests {
         let env = make("Pendulum-v1").unwrap();
         let config = ActorCriticConfig::for_spaces(&env.observation_space(), &env.action_space())
             .unwrap()
-            .with_init_log_std(-0.5);
+            .with_network(NetworkConfig::new().with_init_log_std(-0.5));
         let model = config.init::<B>(&device).unwrap();
         let obs = Tensor::<B, 2>::zeros([2, 3], &device);
         let (_, entropy, _) = model
@@ -819,6 +979,59 @@ mod tests {
         let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
         let norm = crate::gradients::global_grad_norm::<AB, _>(&model, &grads);
         assert!(norm.is_finite(), "gradient norm {norm}");
+    }
+
+    /// gSDE without hidden layers (the features are the observation): the variance is
+    /// `Σ_j obs_j² σ_j²` (+ 1e-6), and an action drawn with an exploration matrix has the
+    /// log-probability the distribution gives it.
+    #[test]
+    fn gsde_variance_and_sampled_log_probs_follow_the_formulas() {
+        let device = Default::default();
+        let config = ActorCriticConfig::new(2, 1)
+            .with_continuous(true)
+            .with_network(
+                NetworkConfig::new()
+                    .with_hidden_sizes(vec![])
+                    .with_init_log_std(0.5f64.ln()),
+            )
+            .with_use_sde(true);
+        assert_eq!(config.sde_features(), 2);
+        let model = config.init::<B>(&device).unwrap();
+        assert_eq!(model.sde_std().unwrap().dims(), [2, 1]);
+        let obs = Tensor::<B, 2>::from_data(TensorData::new(vec![1.0f32, 2.0], [1, 2]), &device);
+        let (dist, features) = model.distribution_and_features(obs);
+        assert_eq!(read(features.clone()), vec![1.0, 2.0]);
+        let PolicyDistribution::Gaussian(g) = dist.clone() else {
+            panic!("a Gaussian")
+        };
+        let variance = (1.0f64 + 4.0) * 0.25 + 1e-6;
+        let log_sigma = read(g.log_std.clone())[0];
+        assert!(
+            (f64::from(log_sigma) - 0.5 * variance.ln()).abs() < 1e-6,
+            "{log_sigma}"
+        );
+        // E = [0.5, −1]: the noise is 1·0.5 + 2·(−1) = −1.5.
+        let mean = read(g.mode())[0];
+        let sampled = dist.clone().sample_sde(features, &[0.5, -1.0]).unwrap();
+        assert!((sampled.flat[0] - (mean - 1.5)).abs() < 1e-6);
+        let expected = -0.5 * 1.5f64.powi(2) / variance
+            - 0.5 * variance.ln()
+            - 0.5 * (2.0 * std::f64::consts::PI).ln();
+        assert!((f64::from(sampled.log_probs[0]) - expected).abs() < 1e-5);
+        let again = dist
+            .log_prob(Actions::Continuous(Tensor::from_data(
+                TensorData::new(sampled.flat.clone(), [1, 1]),
+                &device,
+            )))
+            .unwrap();
+        assert!((read(again)[0] - sampled.log_probs[0]).abs() < 1e-5);
+        // Noise of the wrong size is an error, not a panic.
+        let (dist, features) = model.distribution_and_features(Tensor::zeros([1, 2], &device));
+        assert!(dist.sample_sde(features, &[1.0]).is_err());
+        // Matrices are σ-scaled normals, one per env.
+        let mut rng = NpRandom::from_seed(3);
+        let noise = sde_noise(&[0.5, 2.0], 3, &mut rng);
+        assert_eq!(noise.len(), 6);
     }
 
     #[test]

@@ -37,17 +37,17 @@ use crate::advantages::{
 };
 use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
-use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
+use crate::gradients::parameter_norm_tensor;
+use crate::learner::PolicyTrainer;
 use crate::losses::{
     KlEstimator, LossAggregation, ReferenceKl, Surrogate, kl_estimate, value_loss,
 };
-use crate::policy::{Actions, Activation, ActorCritic, ActorCriticConfig, PolicyDistribution};
+use crate::policy::NetworkConfig;
+use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use cinder_env::rng::NpRandom;
@@ -185,18 +185,10 @@ pub struct PolicyGradientConfig {
     /// Maximum global gradient norm (`None`: no clipping; the norm is still measured).
     #[config(default = "None")]
     pub max_grad_norm: Option<f32>,
-    /// Units of each hidden layer of the policy (and of the critic; SB3's `net_arch`).
-    #[config(default = "vec![64, 64]")]
-    pub hidden_sizes: Vec<usize>,
-    /// The nonlinearity after each hidden layer.
-    #[config(default = "Activation::Tanh")]
-    pub activation: Activation,
-    /// Orthogonal initialisation (CleanRL; SB3's `ortho_init`), else PyTorch's default.
-    #[config(default = true)]
-    pub ortho_init: bool,
-    /// Initial log standard deviation of a Gaussian policy (continuous actions only).
-    #[config(default = 0.0)]
-    pub init_log_std: f64,
+    /// The policy network (SB3's `policy_kwargs`): hidden sizes, activation, initialisation,
+    /// a Gaussian policy's initial log-std.
+    #[config(default = "NetworkConfig::new()")]
+    pub network: NetworkConfig,
 }
 
 impl PolicyGradientConfig {
@@ -232,11 +224,7 @@ impl PolicyGradientConfig {
                 return bad(format!("{name} must be at least 1"));
             }
         }
-        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
-            return bad(format!(
-                "hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
-            ));
-        }
+        self.network.validate()?;
         if self.total_timesteps == 0 {
             return bad("total_timesteps must be at least 1".into());
         }
@@ -259,12 +247,6 @@ impl PolicyGradientConfig {
             if !(norm.is_finite() && norm > 0.0) {
                 return bad(format!("max_grad_norm ({norm}) must be positive, or None"));
             }
-        }
-        if !self.init_log_std.is_finite() {
-            return bad(format!(
-                "init_log_std ({}) must be finite",
-                self.init_log_std
-            ));
         }
         self.surrogate.validate()?;
         self.aggregation.validate()?;
@@ -730,11 +712,9 @@ const ALGORITHM: &str = "policy_gradient";
 /// envs, one per episode of a batch. Implements [`Learner`], so [`crate::run::train`] drives it.
 pub struct PolicyGradient<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> {
     config: PolicyGradientConfig,
-    policy_config: ActorCriticConfig,
-    device: B::Device,
     envs: Vec<E>,
-    model: ActorCritic<B>,
-    optimizer: OptimizerAdaptor<Adam, ActorCritic<B>, B>,
+    /// The policy and its optimiser.
+    trainer: PolicyTrainer<B>,
     reference: Option<ActorCritic<B::InnerBackend>>,
     state: PgState,
     max_steps: usize,
@@ -745,9 +725,11 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
     /// limit). Builds the policy from `config.seed`; all randomness comes from that seed.
     pub fn new(config: PolicyGradientConfig, envs: Vec<E>, device: B::Device) -> Result<Self> {
         config.validate()?;
-        let policy_config = Self::policy_config_for(&config, &envs)?;
-        let model = policy_config.init::<B>(&device)?;
-        let reference = config.reference_kl.as_ref().map(|_| model.valid());
+        let trainer = PolicyTrainer::new(Self::policy_config_for(&config, &envs)?, device)?;
+        let reference = config
+            .reference_kl
+            .as_ref()
+            .map(|_| trainer.model().valid());
         let baseline = match config.advantage {
             AdvantageEstimator::ReturnToGo {
                 baseline: Baseline::MovingAverage { alpha },
@@ -762,7 +744,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             baseline,
             wall_seconds: 0.0,
         };
-        Self::assemble(config, policy_config, envs, device, model, reference, state)
+        Self::assemble(config, envs, trainer, reference, state)
     }
 
     fn policy_config_for(config: &PolicyGradientConfig, envs: &[E]) -> Result<ActorCriticConfig> {
@@ -787,26 +769,19 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
                 envs[i].action_space()
             )));
         }
-        Ok(
-            ActorCriticConfig::for_spaces(&observation_space, &action_space)?
-                .with_hidden_sizes(config.hidden_sizes.clone())
-                .with_activation(config.activation)
-                .with_ortho_init(config.ortho_init)
-                .with_init_log_std(config.init_log_std)
-                .with_seed(config.seed),
-        )
+        config
+            .network
+            .actor_critic(&observation_space, &action_space, config.seed)
     }
 
     fn assemble(
         config: PolicyGradientConfig,
-        policy_config: ActorCriticConfig,
         envs: Vec<E>,
-        device: B::Device,
-        model: ActorCritic<B>,
+        trainer: PolicyTrainer<B>,
         reference: Option<ActorCritic<B::InnerBackend>>,
         state: PgState,
     ) -> Result<Self> {
-        if policy_config.continuous
+        if trainer.policy_config().continuous
             && config.reference_kl.as_ref().map(|k| k.kl) == Some(ReferenceKl::ExactCategorical)
         {
             return Err(RlError::UnsupportedSpace(
@@ -827,11 +802,8 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             })? as usize;
         Ok(Self {
             config,
-            policy_config,
-            device,
             envs,
-            model,
-            optimizer: AdamConfig::new().with_epsilon(1e-5).init(),
+            trainer,
             reference,
             state,
             max_steps,
@@ -851,48 +823,24 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         let meta = checkpoint_meta(path, &checkpoint)?;
         meta.config.validate()?;
         let expected = Self::policy_config_for(&meta.config, &envs)?;
-        if expected != meta.policy {
-            return Err(RlError::CheckpointMismatch {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "it holds a policy for {} observations and {} actions; these envs need {} \
-                     and {}",
-                    meta.policy.obs_dim,
-                    meta.policy.action_dim,
-                    expected.obs_dim,
-                    expected.action_dim
-                ),
-            });
-        }
-        let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
+        let reference_device = device.clone();
+        let trainer = PolicyTrainer::restore(path, &checkpoint, &meta.policy, &expected, device)?;
         let reference = match meta.config.reference_kl {
             Some(_) => Some(load_model::<B::InnerBackend>(
                 path,
                 &checkpoint,
                 "reference",
                 &meta.policy,
-                &device,
+                &reference_device,
             )?),
             None => None,
         };
-        let mut learner = Self::assemble(
-            meta.config,
-            meta.policy,
-            envs,
-            device,
-            model,
-            reference,
-            meta.trainer,
-        )?;
-        let fresh = std::mem::replace(&mut learner.optimizer, AdamConfig::new().init());
-        learner.optimizer =
-            checkpoint.adam(path, "optimizer", &learner.model, fresh, &learner.device)?;
-        Ok(learner)
+        Self::assemble(meta.config, envs, trainer, reference, meta.trainer)
     }
 
     /// The current policy.
     pub fn model(&self) -> &ActorCritic<B> {
-        &self.model
+        self.trainer.model()
     }
 
     /// The reference policy of the KL penalty, if there is one.
@@ -902,7 +850,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
 
     /// The policy's configuration (its architecture).
     pub fn policy_config(&self) -> &ActorCriticConfig {
-        &self.policy_config
+        self.trainer.policy_config()
     }
 
     /// The configuration.
@@ -912,7 +860,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
 
     /// The device training runs on.
     pub fn device(&self) -> &B::Device {
-        &self.device
+        self.trainer.device()
     }
 
     /// Whether the step budget is spent.
@@ -928,7 +876,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         episodes: usize,
         seed: u64,
     ) -> Result<Vec<f64>> {
-        crate::policy::evaluate_greedy(&self.model.valid(), env, episodes, seed, &self.device)
+        self.trainer.evaluate(env, episodes, seed, None)
     }
 
     /// The batch's reset seeds: one per episode, or one per group, repeated `group_size` times.
@@ -952,12 +900,12 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         let cfg = self.config.clone();
         let iteration = self.state.iteration + 1;
         let mut timings = Timings::default();
-        let inner = self.device.clone();
-        let d = self.policy_config.obs_dim;
+        let inner = self.trainer.device().clone();
+        let d = self.trainer.policy_config().obs_dim;
 
         // --- Rollout: complete episodes on the inner (non-autodiff) backend.
         let seeds = self.draw_seeds();
-        let policy = self.model.valid();
+        let policy = self.trainer.model().valid();
         let batch = collect_episodes(
             &policy,
             &mut self.envs,
@@ -970,10 +918,10 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         let steps = batch.steps();
 
         // --- The batch on the training device; the reference policy's outputs (constants).
-        let dev = self.device.clone();
+        let dev = self.trainer.device().clone();
         let obs_inner = tensor2::<B::InnerBackend>(batch.obs.clone(), steps, d, &inner);
-        let actions = if self.policy_config.continuous {
-            let w = self.policy_config.action_dim;
+        let actions = if self.trainer.policy_config().continuous {
+            let w = self.trainer.policy_config().action_dim;
             Actions::Continuous(tensor2::<B>(batch.actions.clone(), steps, w, &dev))
         } else {
             Actions::Discrete(indices1::<B>(&batch.actions, &dev))
@@ -1122,21 +1070,20 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         // --- Gradient steps on the whole batch. Nothing is read back inside the loop: each
         // step's loss and gradient norm are read with the other diagnostics in one read at the
         // end; if one is not finite, the policy and Adam's state go back to this snapshot.
-        let snapshot = (self.model.clone(), self.optimizer.clone());
+        self.trainer.begin_update();
         let mut checks = UpdateChecks::<B::InnerBackend>::new();
         let mut last = None;
         let mut clip_fraction_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         // Without a limit the norm is still measured (and checked).
         let max_norm = cfg.max_grad_norm.unwrap_or(f32::INFINITY);
         for _ in 0..cfg.update_iterations {
-            let terms = pg_loss(&self.model, pg_batch.clone(), &cfg)?;
-            let loss = terms.loss.clone().detach().inner();
-            let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
-            let (grads, norm) = clip_grad_norm::<B, _>(&self.model, grads, max_norm, &dev);
-            checks.push(loss, norm);
-            self.model = self
-                .optimizer
-                .step(cfg.learning_rate, self.model.clone(), grads);
+            let terms = pg_loss(self.trainer.model(), pg_batch.clone(), &cfg)?;
+            self.trainer.gradient_step(
+                terms.loss.clone(),
+                max_norm,
+                cfg.learning_rate,
+                &mut checks,
+            );
             let clip_fraction = terms.clip_fraction.clone().inner();
             clip_fraction_sum = Some(match clip_fraction_sum.take() {
                 Some(sum) => sum + clip_fraction,
@@ -1158,11 +1105,11 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
             terms.approx_kl.detach().inner(),
             clip_fraction_sum.unwrap_or_else(zero),
         ];
-        let parameters = parameter_norm_tensor(&self.model, &dev).inner();
+        let parameters = parameter_norm_tensor(self.trainer.model(), &dev).inner();
         let (head, grad_norm) = match checks.read(iteration, parameters, diagnostics) {
             Ok(read) => read,
             Err(e) => {
-                (self.model, self.optimizer) = snapshot;
+                self.trainer.rollback();
                 return Err(e);
             }
         };
@@ -1174,7 +1121,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         }) = &cfg.reference_kl
         {
             if iteration % updates == 0 {
-                self.reference = Some(self.model.valid());
+                self.reference = Some(self.trainer.model().valid());
             }
         }
         timings.update += clock.elapsed().as_secs_f64();
@@ -1259,15 +1206,14 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for Pol
             algorithm: ALGORITHM.into(),
             method: self.config.method().into(),
             config: self.config.clone(),
-            policy: self.policy_config.clone(),
+            policy: self.trainer.policy_config().clone(),
             trainer: self.state.clone(),
         };
         let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
-        checkpoint.put_module::<B, _>("model", &self.model);
+        self.trainer.write(&mut checkpoint);
         if let Some(reference) = &self.reference {
             checkpoint.put_module::<B::InnerBackend, _>("reference", reference);
         }
-        checkpoint.put_adam("optimizer", &self.model, &self.optimizer);
         checkpoint.write_atomic(path)
     }
 }

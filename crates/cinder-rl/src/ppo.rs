@@ -16,18 +16,18 @@
 //! epochs × minibatches → metrics.
 
 use crate::advantages::{bootstrap_values, explained_variance, gae, normalize};
-use crate::checkpoint::{Checkpoint, load_model};
+use crate::checkpoint::Checkpoint;
 use crate::error::{Result, RlError};
-use crate::gradients::{clip_grad_norm, parameter_norm_tensor};
+use crate::gradients::parameter_norm_tensor;
+use crate::learner::PolicyTrainer;
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::normalize::VecNormalize;
-use crate::policy::{Actions, Activation, ActorCritic, ActorCriticConfig, PolicyDistribution};
+use crate::policy::NetworkConfig;
+use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution, sde_noise};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use cinder_env::rng::NpRandom;
@@ -92,24 +92,24 @@ pub struct PpoConfig {
     /// KL back from the device once per epoch; without it, an update reads once in all).
     #[config(default = "None")]
     pub target_kl: Option<f32>,
-    /// Units of each hidden layer of the actor and of the critic (SB3's `net_arch`).
-    #[config(default = "vec![64, 64]")]
-    pub hidden_sizes: Vec<usize>,
-    /// The nonlinearity after each hidden layer (SB3's `activation_fn`).
-    #[config(default = "Activation::Tanh")]
-    pub activation: Activation,
-    /// Orthogonal initialisation (CleanRL; SB3's `ortho_init`), else PyTorch's default.
-    #[config(default = true)]
-    pub ortho_init: bool,
-    /// Initial log standard deviation of a Gaussian policy (continuous actions only; SB3's
-    /// `log_std_init`).
-    #[config(default = 0.0)]
-    pub init_log_std: f64,
+    /// The policy network (SB3's `policy_kwargs`): hidden sizes, activation, initialisation,
+    /// a Gaussian policy's initial log-std.
+    #[config(default = "NetworkConfig::new()")]
+    pub network: NetworkConfig,
     /// Clip continuous actions to the action space's bounds before the env sees them; the
     /// rollout keeps the unclipped sample and its log-probability (SB3's behaviour). CleanRL
     /// wraps its envs in `ClipAction`, the same thing.
     #[config(default = true)]
     pub clip_actions: bool,
+    /// Generalised state-dependent exploration (gSDE, SB3's `use_sde`; continuous actions only,
+    /// see [`ActorCriticConfig::use_sde`]): exploration noise that is a function of the state,
+    /// consistent over consecutive steps, instead of independent draws at every step.
+    #[config(default = false)]
+    pub use_sde: bool,
+    /// With `use_sde`, draw new exploration matrices every this many steps of a rollout (SB3's
+    /// `sde_sample_freq`); `None` (SB3's −1): once per rollout.
+    #[config(default = "None")]
+    pub sde_sample_freq: Option<usize>,
     /// Anneal the surrogate's `clip_coef` linearly to 0 over the run, as the learning rate with
     /// `anneal_lr` (RL Zoo's `clip_range: lin_X`).
     #[config(default = false)]
@@ -248,17 +248,7 @@ impl PpoConfig {
                 return bad(format!("target_kl ({kl}) must be positive, or None"));
             }
         }
-        if !self.init_log_std.is_finite() {
-            return bad(format!(
-                "init_log_std ({}) must be finite",
-                self.init_log_std
-            ));
-        }
-        if let Some(i) = self.hidden_sizes.iter().position(|&h| h == 0) {
-            return bad(format!(
-                "hidden_sizes[{i}] is 0: every hidden layer needs at least 1 unit"
-            ));
-        }
+        self.network.validate()?;
         for (name, v) in [
             ("clip_obs", self.clip_obs),
             ("clip_reward", self.clip_reward),
@@ -448,6 +438,9 @@ struct TrainerState {
     /// Observation and reward statistics (with `normalize_obs` / `normalize_reward`).
     #[serde(default)]
     normalize: Option<VecNormalize>,
+    /// gSDE's exploration matrices, `[num_envs, features, action_dim]` (with `use_sde`).
+    #[serde(default)]
+    sde_noise: Vec<f32>,
 }
 
 /// The checkpoint header's `algorithm` for PPO.
@@ -469,11 +462,9 @@ struct PpoCheckpointMeta {
 /// [`Value`] for a `Discrete` action space, `Vec<f32>` or [`Value`] for a `Box` one.
 pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
     config: PpoConfig,
-    policy_config: ActorCriticConfig,
-    device: B::Device,
     envs: V,
-    model: ActorCritic<B>,
-    optimizer: OptimizerAdaptor<Adam, ActorCritic<B>, B>,
+    /// The policy and its optimiser.
+    trainer: PolicyTrainer<B>,
     state: TrainerState,
     obs_dim: usize,
     /// Floats per action in rollout storage: 1 (an index) or the action dimension.
@@ -484,14 +475,17 @@ pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
 
 /// The policy config PPO builds for `envs`.
 fn policy_config_for<V: VectorEnv>(config: &PpoConfig, envs: &V) -> Result<ActorCriticConfig> {
-    Ok(
-        ActorCriticConfig::for_spaces(envs.single_observation_space(), envs.single_action_space())?
-            .with_hidden_sizes(config.hidden_sizes.clone())
-            .with_activation(config.activation)
-            .with_ortho_init(config.ortho_init)
-            .with_init_log_std(config.init_log_std)
-            .with_seed(config.seed),
-    )
+    let policy = config.network.actor_critic(
+        envs.single_observation_space(),
+        envs.single_action_space(),
+        config.seed,
+    )?;
+    if config.use_sde && !policy.continuous {
+        return Err(RlError::UnsupportedSpace(
+            "use_sde (gSDE) is for continuous actions; this env's actions are discrete".into(),
+        ));
+    }
+    Ok(policy.with_use_sde(config.use_sde))
 }
 
 /// PPO's rollout assumes Gymnasium 0.29's same-step autoreset (SB3's and CleanRL's): under
@@ -528,21 +522,6 @@ fn check_vec_step(step: &cinder_env::vector::VecStep<'_>, n: usize, d: usize) ->
     check_len("truncated flags", step.truncated.len(), n)
 }
 
-/// A one-line description of a policy's input and output.
-fn describe(policy: &ActorCriticConfig) -> String {
-    format!(
-        "{} observations → {} {} actions, hidden layers {:?}",
-        policy.obs_dim,
-        policy.action_dim,
-        if policy.continuous {
-            "continuous"
-        } else {
-            "discrete"
-        },
-        policy.hidden_sizes
-    )
-}
-
 impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// A new learner on `envs` (whose `num_envs` must match the config). Builds the policy and
     /// resets the envs with `config.seed`; all randomness comes from that seed.
@@ -556,8 +535,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 config.num_envs
             )));
         }
-        let policy_config = policy_config_for(&config, &envs)?;
-        let model = policy_config.init::<B>(&device)?;
+        let trainer = PolicyTrainer::new(policy_config_for(&config, &envs)?, device)?;
         let mut next_obs = envs.reset(Some(config.seed))?.to_vec();
         let n = config.num_envs;
         check_len("reset observations", next_obs.len(), n * envs.obs_dim())?;
@@ -580,18 +558,18 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             kl_coef: config.adaptive_kl.as_ref().map(|kl| kl.initial_coef),
             wall_seconds: 0.0,
             normalize,
+            sde_noise: Vec::new(),
         };
-        Self::assemble(config, policy_config, envs, device, model, state)
+        Self::assemble(config, envs, trainer, state)
     }
 
     fn assemble(
         config: PpoConfig,
-        policy_config: ActorCriticConfig,
         envs: V,
-        device: B::Device,
-        model: ActorCritic<B>,
+        trainer: PolicyTrainer<B>,
         state: TrainerState,
     ) -> Result<Self> {
+        let policy_config = trainer.policy_config();
         let obs_dim = envs.obs_dim();
         let action_width = if policy_config.continuous {
             policy_config.action_dim
@@ -619,11 +597,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         }
         Ok(Self {
             config,
-            policy_config,
-            device,
             envs,
-            model,
-            optimizer: AdamConfig::new().with_epsilon(1e-5).init(),
+            trainer,
             state,
             obs_dim,
             action_width,
@@ -645,19 +620,18 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let checkpoint = Checkpoint::read(path)?;
         let meta = ppo_meta(path, &checkpoint)?;
         meta.config.validate()?;
-        let expected = policy_config_for(&meta.config, &envs)?;
-        if expected != meta.policy || envs.num_envs() != meta.config.num_envs {
+        if envs.num_envs() != meta.config.num_envs {
             return Err(RlError::CheckpointMismatch {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "it holds a policy of {} trained on {} envs; these envs need {} on {} envs",
-                    describe(&meta.policy),
+                    "it was trained on {} envs; this vector env has {}",
                     meta.config.num_envs,
-                    describe(&expected),
                     envs.num_envs()
                 ),
             });
         }
+        let expected = policy_config_for(&meta.config, &envs)?;
+        let trainer = PolicyTrainer::restore(path, &checkpoint, &meta.policy, &expected, device)?;
         let env_state = meta
             .envs
             .as_ref()
@@ -700,21 +674,17 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             }
             None => {}
         }
-        let model = load_model::<B>(path, &checkpoint, "model", &meta.policy, &device)?;
-        let mut ppo = Self::assemble(meta.config, meta.policy, envs, device, model, meta.trainer)?;
-        let fresh = std::mem::replace(&mut ppo.optimizer, AdamConfig::new().init());
-        ppo.optimizer = checkpoint.adam(path, "optimizer", &ppo.model, fresh, &ppo.device)?;
-        Ok(ppo)
+        Self::assemble(meta.config, envs, trainer, meta.trainer)
     }
 
     /// The current policy.
     pub fn model(&self) -> &ActorCritic<B> {
-        &self.model
+        self.trainer.model()
     }
 
     /// The policy's configuration (its architecture).
     pub fn policy_config(&self) -> &ActorCriticConfig {
-        &self.policy_config
+        self.trainer.policy_config()
     }
 
     /// The configuration.
@@ -724,7 +694,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
 
     /// The device training runs on.
     pub fn device(&self) -> &B::Device {
-        &self.device
+        self.trainer.device()
     }
 
     /// The vector env.
@@ -750,14 +720,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         episodes: usize,
         seed: u64,
     ) -> Result<Vec<f64>> {
-        crate::policy::evaluate_greedy_normalized(
-            &self.model.valid(),
-            env,
-            episodes,
-            seed,
-            &self.device,
-            self.state.normalize.as_ref(),
-        )
+        self.trainer
+            .evaluate(env, episodes, seed, self.state.normalize.as_ref())
     }
 
     /// The observation (and reward) statistics, when the config normalises them.
@@ -770,8 +734,13 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     fn sample(
         &mut self,
         dist: PolicyDistribution<B::InnerBackend>,
+        features: Tensor<B::InnerBackend, 2>,
     ) -> Result<SampledActions<V::Action>> {
-        let sampled = dist.sample(&mut self.state.rng);
+        let sampled = if self.config.use_sde {
+            dist.sample_sde(features, &self.state.sde_noise)?
+        } else {
+            dist.sample(&mut self.state.rng)
+        };
         let bounds = &self.action_bounds;
         let env_actions = sampled
             .actions
@@ -796,6 +765,14 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         Ok((env_actions, sampled.flat, sampled.log_probs))
     }
 
+    /// Draws gSDE's exploration matrices, one per env, from the current `σ`.
+    fn reset_sde_noise(&mut self, policy: &ActorCritic<B::InnerBackend>) {
+        if let Some(std) = policy.sde_std() {
+            let std = read(std);
+            self.state.sde_noise = sde_noise(&std, self.config.num_envs, &mut self.state.rng);
+        }
+    }
+
     /// Runs one iteration: a rollout of `num_steps` steps in every env, then the update.
     pub fn iterate(&mut self) -> Result<UpdateMetrics> {
         let start = Instant::now();
@@ -816,8 +793,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let mut timings = Timings::default();
 
         // --- Rollout, on the inner (non-autodiff) backend. Buffers are [num_steps, num_envs].
-        let policy = self.model.valid();
-        let inner_device = self.device.clone();
+        let policy = self.trainer.model().valid();
+        let inner_device = self.trainer.device().clone();
         let mut obs = Vec::with_capacity(batch * d); // [num_steps, num_envs, obs_dim]
         let mut actions = vec![0f32; batch * w]; // [num_steps, num_envs, action_width]
         let mut log_probs = vec![0f32; batch];
@@ -833,8 +810,14 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             let obs_t =
                 tensor2::<B::InnerBackend>(self.state.next_obs.clone(), n, d, &inner_device);
             obs.extend_from_slice(&self.state.next_obs);
-            let dist = policy.distribution(obs_t.clone());
-            let (env_actions, flat, step_log_probs) = self.sample(dist)?;
+            // gSDE: new exploration matrices at the start of each rollout, and every
+            // `sde_sample_freq` steps within it when set (SB3's `reset_noise`).
+            let resample = cfg.sde_sample_freq.is_some_and(|f| f > 0 && t % f == 0);
+            if cfg.use_sde && (t == 0 || resample) {
+                self.reset_sde_noise(&policy);
+            }
+            let (dist, features) = policy.distribution_and_features(obs_t.clone());
+            let (env_actions, flat, step_log_probs) = self.sample(dist, features)?;
             let v = read(policy.value(obs_t));
             actions[t * n * w..(t + 1) * n * w].copy_from_slice(&flat);
             log_probs[t * n..(t + 1) * n].copy_from_slice(&step_log_probs);
@@ -935,7 +918,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         // every minibatch's loss and gradient norm are kept and read with the other
         // diagnostics in one read at the end of the update. If one is not finite, the policy
         // and Adam's state go back to this snapshot, as if the update had not been applied.
-        let snapshot = (self.model.clone(), self.optimizer.clone());
+        self.trainer.begin_update();
         let mut checks = UpdateChecks::<B::InnerBackend>::new();
         // The last minibatch's (policy loss, value loss, entropy, approx_kl); the clip
         // fractions summed over minibatches, the KLs over the current epoch's (for the
@@ -945,7 +928,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let mut epoch_kl_sum: Option<Tensor<B::InnerBackend, 1>> = None;
         let mut epoch_minibatches = 0usize;
         let mut num_minibatches_run = 0usize;
-        let dev = self.device.clone();
+        let dev = self.trainer.device().clone();
+        let continuous = self.trainer.policy_config().continuous;
         let add = |sum: Option<Tensor<B::InnerBackend, 1>>, x: Tensor<B::InnerBackend, 1>| {
             Some(match sum {
                 Some(sum) => sum + x,
@@ -972,13 +956,13 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                     normalize(&mut mb_advantages);
                 }
                 let obs_t = tensor2::<B>(gather_rows(&obs, d), mb.len(), d, &dev);
-                let mb_actions = if self.policy_config.continuous {
+                let mb_actions = if continuous {
                     Actions::Continuous(tensor2::<B>(gather_rows(&actions, w), mb.len(), w, &dev))
                 } else {
                     Actions::Discrete(indices1::<B>(&gather(&actions), &dev))
                 };
                 let terms = ppo_loss(
-                    &self.model,
+                    self.trainer.model(),
                     Minibatch {
                         obs: obs_t,
                         actions: mb_actions,
@@ -990,14 +974,12 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                     &cfg,
                     kl_coef,
                 )?;
-                let loss = terms.loss.clone().detach().inner();
-                let grads = GradientsParams::from_grads(terms.loss.backward(), &self.model);
-                let (grads, grad_norm) =
-                    clip_grad_norm::<B, _>(&self.model, grads, cfg.max_grad_norm, &dev);
-                checks.push(loss, grad_norm);
-                self.model = self
-                    .optimizer
-                    .step(learning_rate, self.model.clone(), grads);
+                self.trainer.gradient_step(
+                    terms.loss.clone(),
+                    cfg.max_grad_norm,
+                    learning_rate,
+                    &mut checks,
+                );
                 let approx_kl = terms.approx_kl.inner();
                 clip_fraction_sum = add(clip_fraction_sum, terms.clip_fraction.inner());
                 epoch_kl_sum = add(epoch_kl_sum, approx_kl.clone());
@@ -1030,11 +1012,11 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             clip_fraction_sum.unwrap_or_else(zero),
             epoch_kl_sum.unwrap_or_else(zero),
         ];
-        let parameters = parameter_norm_tensor(&self.model, &dev).inner();
+        let parameters = parameter_norm_tensor(self.trainer.model(), &dev).inner();
         let (head, norm_last) = match checks.read(iteration, parameters, diagnostics) {
             Ok(read) => read,
             Err(e) => {
-                (self.model, self.optimizer) = snapshot;
+                self.trainer.rollback();
                 return Err(e);
             }
         };
@@ -1121,13 +1103,12 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
         let meta = PpoCheckpointMeta {
             algorithm: ALGORITHM.into(),
             config: self.config.clone(),
-            policy: self.policy_config.clone(),
+            policy: self.trainer.policy_config().clone(),
             trainer: self.state.clone(),
             envs: self.envs.save_state().ok(),
         };
         let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
-        checkpoint.put_module::<B, _>("model", &self.model);
-        checkpoint.put_adam("optimizer", &self.model, &self.optimizer);
+        self.trainer.write(&mut checkpoint);
         checkpoint.write_atomic(path)
     }
 }

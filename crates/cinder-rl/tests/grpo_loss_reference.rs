@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use cinder_rl::advantages::{GroupScale, group_relative};
 use cinder_rl::grpo;
 use cinder_rl::losses::{KlEstimator, LossAggregation, ReferenceKl, Surrogate};
-use cinder_rl::policy::{Actions, ActorCritic, ActorCriticConfig};
+use cinder_rl::policy::{Actions, ActorCritic, ActorCriticConfig, NetworkConfig};
 use cinder_rl::policy_gradient::{
     AdvantageEstimator, PgBatch, ReferenceKlConfig, ReferenceOutputs, pg_loss,
 };
@@ -68,8 +68,8 @@ fn grpo_loss_and_gradients_match_trl_in_pytorch() {
     .unwrap();
     let f: Fixture = serde_json::from_str(&text).unwrap();
     let device = Default::default();
-    let policy =
-        ActorCriticConfig::new(f.obs_dim, f.action_dim).with_hidden_sizes(vec![f.hidden, f.hidden]);
+    let policy = ActorCriticConfig::new(f.obs_dim, f.action_dim)
+        .with_network(NetworkConfig::new().with_hidden_sizes(vec![f.hidden, f.hidden]));
     let model: ActorCritic<AB> = with_torch_params(policy.init(&device).unwrap(), &f.params);
     let reference: ActorCritic<B> = with_torch_params(policy.init(&device).unwrap(), &f.ref_params);
 

@@ -10,6 +10,7 @@ use cinder_rl::RlError;
 use cinder_rl::advantages::GroupScale;
 use cinder_rl::checkpoint::load_policy;
 use cinder_rl::losses::{KlEstimator, LossAggregation, ReferenceKl, Surrogate};
+use cinder_rl::policy::NetworkConfig;
 use cinder_rl::policy::evaluate_greedy;
 use cinder_rl::policy_gradient::{
     AdvantageEstimator, Baseline, PgMetrics, PolicyGradient, PolicyGradientConfig,
@@ -438,7 +439,7 @@ fn grpo_learns_a_continuous_target() {
     let config = grpo::config()
         .with_total_timesteps(u64::MAX)
         .with_learning_rate(3e-3)
-        .with_init_log_std(-0.5);
+        .with_network(NetworkConfig::new().with_init_log_std(-0.5));
     let mut learner =
         PolicyGradient::<AB, _>::new(config, boxed(16, Target::default), Default::default())
             .unwrap();

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use cinder_rl::advantages::normalize;
-use cinder_rl::policy::{Actions, ActorCritic, ActorCriticConfig};
+use cinder_rl::policy::{Actions, ActorCritic, ActorCriticConfig, NetworkConfig};
 use cinder_rl::ppo::{Minibatch, PpoConfig, ppo_loss};
 use common::{Grads, TorchParam, close, with_torch_params};
 use serde::Deserialize;
@@ -62,7 +62,7 @@ fn check(case: &Case) {
     let device = Default::default();
     let model: ActorCritic<AB> = ActorCriticConfig::new(case.obs_dim, case.action_dim)
         .with_continuous(case.continuous)
-        .with_hidden_sizes(vec![case.hidden, case.hidden])
+        .with_network(NetworkConfig::new().with_hidden_sizes(vec![case.hidden, case.hidden]))
         .init(&device)
         .unwrap();
     let model = with_torch_params(model, &case.params);

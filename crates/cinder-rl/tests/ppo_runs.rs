@@ -10,6 +10,7 @@ use cinder_env::vector::{AutoresetMode, SyncVectorEnv};
 use cinder_rl::RlError;
 use cinder_rl::checkpoint::{load_policy, load_policy_into};
 use cinder_rl::policy::ActorCriticConfig;
+use cinder_rl::policy::NetworkConfig;
 use cinder_rl::ppo::{AdaptiveKlConfig, Ppo, PpoConfig, UpdateMetrics};
 use cinder_rl::run::{Learner, RunDir, TrainOptions, files, train};
 use common::{Identity, Target};
@@ -204,7 +205,7 @@ fn corrupt_and_foreign_checkpoints_give_clear_errors() {
 
     // Another architecture: a policy with 32 hidden units.
     let small = ActorCriticConfig::new(4, 2)
-        .with_hidden_sizes(vec![32, 32])
+        .with_network(NetworkConfig::new().with_hidden_sizes(vec![32, 32]))
         .init::<B>(&Default::default())
         .unwrap();
     let err = load_policy_into(&path, small, &Default::default())
@@ -267,7 +268,7 @@ fn continuous_actions_learn_a_target() {
         .with_total_timesteps(40 * 512)
         .with_learning_rate(3e-3)
         .with_ent_coef(0.0)
-        .with_init_log_std(-0.5);
+        .with_network(NetworkConfig::new().with_init_log_std(-0.5));
     let envs = SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| Target::default()).unwrap();
     let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
     let mut first_mean = None;
@@ -289,6 +290,43 @@ fn continuous_actions_learn_a_target() {
     let entropy = last.unwrap().entropy;
     assert!(entropy < 0.5 + 0.918_938_5 - 0.5, "entropy {entropy}");
     assert!(first_mean.unwrap() < -0.3);
+}
+
+/// gSDE (state-dependent exploration) learns the target too, and its exploration noise
+/// shrinks; a discrete env is refused.
+#[test]
+fn gsde_learns_a_target() {
+    let config = PpoConfig::new()
+        .with_num_envs(4)
+        .with_num_steps(128)
+        .with_total_timesteps(40 * 512)
+        .with_learning_rate(3e-3)
+        .with_ent_coef(0.0)
+        .with_use_sde(true)
+        .with_sde_sample_freq(Some(4))
+        .with_network(NetworkConfig::new().with_init_log_std(-1.0));
+    let envs = SyncVectorEnv::from_fn(4, AutoresetMode::SameStep, |_| Target::default()).unwrap();
+    let mut ppo = Ppo::<AB, _>::new(config.clone(), envs, Default::default()).unwrap();
+    let mut first = None;
+    while !ppo.finished() {
+        let m = ppo.iterate().unwrap();
+        assert!(m.policy_loss.is_finite() && m.value_loss.is_finite() && m.approx_kl.is_finite());
+        let returns = &m.common.episode_returns;
+        first.get_or_insert(returns.iter().sum::<f64>() / returns.len() as f64);
+    }
+    let mut env = cinder_env::env::Erased::boxed(Target::default());
+    let returns = ppo.evaluate(&mut env, 50, 3).unwrap();
+    let greedy_mse = -returns.iter().sum::<f64>() / returns.len() as f64;
+    assert!(greedy_mse < 0.05, "greedy squared error {greedy_mse}");
+    assert!(
+        first.unwrap() < -0.3,
+        "the first rollouts were already good: {first:?}"
+    );
+    let discrete = CartPoleVec::new(4, AutoresetMode::SameStep).unwrap();
+    let err = Ppo::<AB, _>::new(config, discrete, Default::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("use_sde"), "{err}");
 }
 
 #[test]

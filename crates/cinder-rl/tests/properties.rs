@@ -22,6 +22,7 @@ use cinder_rl::RlError;
 use cinder_rl::advantages::GroupScale;
 use cinder_rl::checkpoint::{Checkpoint, load_policy};
 use cinder_rl::losses::{KlEstimator, LossAggregation, ReferenceKl, Surrogate};
+use cinder_rl::policy::NetworkConfig;
 use cinder_rl::policy::{ActorCritic, ActorCriticConfig};
 use cinder_rl::policy_gradient::{
     AdvantageEstimator, Baseline, PolicyGradient, PolicyGradientConfig, ReferenceKlConfig,
@@ -199,8 +200,11 @@ fn ppo_config() -> impl Strategy<Value = PpoConfig> {
                 .with_vf_coef(vf)
                 .with_max_grad_norm(max_norm)
                 .with_target_kl(target_kl)
-                .with_hidden_sizes(vec![hidden, hidden])
-                .with_init_log_std(log_std)
+                .with_network(
+                    NetworkConfig::new()
+                        .with_hidden_sizes(vec![hidden, hidden])
+                        .with_init_log_std(log_std),
+                )
                 .with_clip_surrogate(clip_surrogate)
                 .with_adaptive_kl(adaptive.map(|(coef, target)| {
                     AdaptiveKlConfig::new()
@@ -256,7 +260,6 @@ fn plausible_ppo_config() -> impl Strategy<Value = PpoConfig> {
                 .with_num_steps(num_steps)
                 .with_num_minibatches(minibatches)
                 .with_update_epochs(epochs)
-                .with_hidden_sizes(vec![hidden, hidden])
                 .with_anneal_lr(anneal)
                 .with_gamma(gamma)
                 .with_gae_lambda(lambda)
@@ -267,7 +270,11 @@ fn plausible_ppo_config() -> impl Strategy<Value = PpoConfig> {
                 .with_vf_coef(vf)
                 .with_max_grad_norm(max_norm)
                 .with_target_kl(target_kl)
-                .with_init_log_std(log_std)
+                .with_network(
+                    NetworkConfig::new()
+                        .with_hidden_sizes(vec![hidden, hidden])
+                        .with_init_log_std(log_std),
+                )
                 .with_clip_surrogate(clip_surrogate)
                 .with_adaptive_kl(adaptive.map(|(coef, target)| {
                     AdaptiveKlConfig::new()
@@ -304,7 +311,13 @@ fn run_ppo_config(config: PpoConfig) {
         if !small(&[
             config.num_envs,
             config.num_steps,
-            config.hidden_sizes.iter().copied().max().unwrap_or(1),
+            config
+                .network
+                .hidden_sizes
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(1),
             config.update_epochs,
             config.num_minibatches,
         ]) {
@@ -422,8 +435,11 @@ fn pg_config() -> impl Strategy<Value = PolicyGradientConfig> {
                 .with_ent_coef(ent)
                 .with_aggregation(aggregation)
                 .with_max_grad_norm(max_norm)
-                .with_hidden_sizes(vec![hidden, hidden])
-                .with_init_log_std(log_std)
+                .with_network(
+                    NetworkConfig::new()
+                        .with_hidden_sizes(vec![hidden, hidden])
+                        .with_init_log_std(log_std),
+                )
         })
 }
 
@@ -544,7 +560,7 @@ fn plausible_pg_config() -> impl Strategy<Value = PolicyGradientConfig> {
                 .with_ent_coef(ent)
                 .with_aggregation(aggregation)
                 .with_max_grad_norm(max_norm.map(|m| m.max(1e-6)))
-                .with_hidden_sizes(vec![hidden, hidden])
+                .with_network(NetworkConfig::new().with_hidden_sizes(vec![hidden, hidden]))
         })
 }
 
@@ -572,7 +588,13 @@ fn run_pg_config(config: PolicyGradientConfig) {
         if !small(&[
             config.episodes_per_batch,
             config.update_iterations,
-            config.hidden_sizes.iter().copied().max().unwrap_or(1),
+            config
+                .network
+                .hidden_sizes
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(1),
         ]) {
             return;
         }
@@ -606,8 +628,11 @@ fn policy_configs_validate_or_refuse_and_validated_ones_build() {
         |(obs, actions, continuous, hidden, log_std, seed)| {
             let config = ActorCriticConfig::new(obs, actions)
                 .with_continuous(continuous)
-                .with_hidden_sizes(vec![hidden, hidden])
-                .with_init_log_std(log_std)
+                .with_network(
+                    NetworkConfig::new()
+                        .with_hidden_sizes(vec![hidden, hidden])
+                        .with_init_log_std(log_std),
+                )
                 .with_seed(seed);
             if config.validate().is_ok() && small(&[obs, actions, hidden]) {
                 config
@@ -632,7 +657,7 @@ fn ppo_checkpoint(dir: &Path) -> (PathBuf, Vec<u8>, Vec<f32>) {
         .with_num_envs(2)
         .with_num_steps(16)
         .with_num_minibatches(2)
-        .with_hidden_sizes(vec![8, 8])
+        .with_network(NetworkConfig::new().with_hidden_sizes(vec![8, 8]))
         .with_total_timesteps(64);
     let envs = CartPoleVec::new(2, AutoresetMode::SameStep).unwrap();
     let mut ppo = Ppo::<AB, _>::new(config, envs, Default::default()).unwrap();
@@ -730,7 +755,7 @@ fn damaged_checkpoints_fail_cleanly() {
     // Another learner's file: a policy-gradient checkpoint given to PPO's resume.
     let config = PolicyGradientConfig::new()
         .with_episodes_per_batch(2)
-        .with_hidden_sizes(vec![8, 8])
+        .with_network(NetworkConfig::new().with_hidden_sizes(vec![8, 8]))
         .with_total_timesteps(10);
     let mut learner =
         PolicyGradient::<AB, _>::new(config, short_envs("CartPole-v1", 2), Default::default())
@@ -828,7 +853,7 @@ fn crash_config() -> PpoConfig {
         .with_num_steps(32)
         .with_num_minibatches(2)
         .with_update_epochs(1)
-        .with_hidden_sizes(vec![16, 16])
+        .with_network(NetworkConfig::new().with_hidden_sizes(vec![16, 16]))
         .with_total_timesteps(u64::MAX / 2)
 }
 

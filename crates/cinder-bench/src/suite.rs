@@ -1,0 +1,168 @@
+//! The classic-control suite: every algorithm × every env × seeds, each run through Cinder's
+//! runner with the env's preset (the same as `cinder train --algo A --env E --seed S`), scored by
+//! the deterministic (greedy) evaluation of the final policy, beside the published anchors.
+
+use anyhow::Result;
+use cinder::backend::BackendKind;
+use cinder::presets::{Algorithm, resolve};
+use cinder::runner::{self, RunOptions, RunSpec};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// The five classic-control envs, in table order.
+pub const ENVS: [&str; 5] = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+];
+
+/// PPO's target (the issue's) and the RL Zoo's published result for each env.
+pub fn ppo_anchor(env: &str) -> (&'static str, &'static str) {
+    match env {
+        "CartPole-v1" => ("500", "500 ± 0"),
+        "Acrobot-v1" => ("≥ −80", "−73.5 ± 18"),
+        "MountainCar-v0" => ("≥ −115", "−110 ± 19"),
+        "MountainCarContinuous-v0" => ("≥ 90", "88.3 ± 2.6 (gSDE)"),
+        "Pendulum-v1" => ("≥ −200", "−172 ± 104 (gSDE)"),
+        _ => ("–", "–"),
+    }
+}
+
+/// One training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteRun {
+    /// The algorithm.
+    pub algorithm: String,
+    /// The env id.
+    pub env: String,
+    /// The seed.
+    pub seed: u64,
+    /// Whether the env had a preset for the algorithm (else the algorithm's defaults).
+    pub preset: bool,
+    /// Env steps trained.
+    pub steps: u64,
+    /// Training seconds (the learner's own clock).
+    pub train_s: f64,
+    /// Wall-clock seconds of the whole run (construction, training, evaluation).
+    pub wall_s: f64,
+    /// Env steps per training second.
+    pub steps_per_s: f64,
+    /// Greedy evaluation: mean return.
+    pub eval_mean: f64,
+    /// Greedy evaluation: standard deviation of the returns.
+    pub eval_std: f64,
+    /// Greedy evaluation episodes.
+    pub eval_episodes: usize,
+}
+
+/// Trains `algorithm` on `env` with `seed` (preset, ndarray, no run directory) for the preset's
+/// budget (or `total_steps`) and evaluates it over `eval_episodes`.
+pub fn run_one(
+    algorithm: Algorithm,
+    env: &str,
+    seed: u64,
+    total_steps: Option<u64>,
+    eval_episodes: usize,
+) -> Result<SuiteRun> {
+    let mut sets = vec![format!("seed={seed}")];
+    if let Some(steps) = total_steps {
+        sets.push(format!("total_timesteps={steps}"));
+    }
+    let resolved = resolve(algorithm, env, None, &sets)?;
+    let preset = resolved.preset_source.is_some();
+    let start = Instant::now();
+    let summary = runner::train(RunSpec {
+        env_id: env.into(),
+        algorithm,
+        config: resolved.config,
+        preset_source: resolved.preset_source,
+        backend: BackendKind::NdArray,
+        out: None,
+        options: RunOptions {
+            eval_episodes,
+            checkpoint_every: 0,
+            progress: false,
+            ..RunOptions::default()
+        },
+    })?;
+    let evaluation = summary
+        .evaluation
+        .ok_or_else(|| anyhow::anyhow!("the run was not evaluated"))?;
+    Ok(SuiteRun {
+        algorithm: algorithm.name().into(),
+        env: env.into(),
+        seed,
+        preset,
+        steps: summary.total_steps,
+        train_s: summary.wall_seconds,
+        wall_s: start.elapsed().as_secs_f64(),
+        steps_per_s: summary.steps_per_second,
+        eval_mean: evaluation.mean_return,
+        eval_std: evaluation.std_return,
+        eval_episodes: evaluation.episodes,
+    })
+}
+
+/// Mean and population standard deviation.
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// The markdown table: per algorithm and env, each seed's greedy mean ± std, the mean ± std of
+/// the seeds' means, steps, median training time and steps/s, and PPO's target and anchor.
+pub fn markdown_table(runs: &[SuiteRun]) -> String {
+    let mut t = String::from(
+        "| algorithm | env | preset | per seed: greedy mean ± std | over seeds | target (PPO) | \
+         RL Zoo PPO | steps (median) | train s (median) | steps/s (median) |\n\
+         |---|---|---|---|---|---|---|---:|---:|---:|\n",
+    );
+    let mut algorithms: Vec<&str> = Vec::new();
+    for r in runs {
+        if !algorithms.contains(&r.algorithm.as_str()) {
+            algorithms.push(&r.algorithm);
+        }
+    }
+    for algorithm in algorithms {
+        for env in ENVS {
+            let rs: Vec<&SuiteRun> = runs
+                .iter()
+                .filter(|r| r.algorithm == algorithm && r.env == env)
+                .collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let per_seed = rs
+                .iter()
+                .map(|r| format!("s{}: {:.1} ± {:.1}", r.seed, r.eval_mean, r.eval_std))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (mean, std) = mean_std(&rs.iter().map(|r| r.eval_mean).collect::<Vec<_>>());
+            let (target, anchor) = if algorithm == "ppo" {
+                ppo_anchor(env)
+            } else {
+                ("–", "–")
+            };
+            let median = |f: &dyn Fn(&SuiteRun) -> f64| {
+                crate::measure::median(rs.iter().map(|r| f(r)).collect())
+            };
+            t.push_str(&format!(
+                "| {algorithm} | {env} | {} | {per_seed} | {mean:.1} ± {std:.1} | {target} | \
+                 {anchor} | {:.0} | {:.1} | {:.0} |\n",
+                if rs.iter().all(|r| r.preset) {
+                    "yes"
+                } else {
+                    "defaults"
+                },
+                median(&|r| r.steps as f64),
+                median(&|r| r.train_s),
+                median(&|r| r.steps_per_s),
+            ));
+        }
+    }
+    t
+}
