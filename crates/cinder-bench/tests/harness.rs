@@ -112,12 +112,12 @@ fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
             runs.push(run);
         }
     }
-    let pendulum = run_one(Algorithm::Reinforce, "Pendulum-v1", 1, Some(400), 1).unwrap();
+    let mountain_car = run_one(Algorithm::Reinforce, "MountainCar-v0", 1, Some(400), 1).unwrap();
     assert!(
-        !pendulum.preset,
-        "REINFORCE has no Pendulum-v1 preset: its defaults apply"
+        !mountain_car.preset,
+        "REINFORCE has no MountainCar-v0 preset: its defaults apply"
     );
-    runs.push(pendulum);
+    runs.push(mountain_car);
     let table = suite_table(&runs);
     assert!(
         table.contains("| ppo | CartPole-v1 | yes | s1: "),
@@ -125,7 +125,7 @@ fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
     );
     assert!(table.contains("| 500 | 500 ± 0 |"), "{table}");
     assert!(
-        table.contains("| reinforce | Pendulum-v1 | defaults |"),
+        table.contains("| reinforce | MountainCar-v0 | defaults |"),
         "{table}"
     );
     assert_eq!(table.lines().count(), 2 + 3 + 1, "{table}");
