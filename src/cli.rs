@@ -132,3 +132,134 @@ pub fn print_summary(summary: &RunSummary) {
         );
     }
 }
+
+/// The flags of a sequence run (a prompt task, warm start then GRPO or RLOO).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SequenceArgs {
+    /// The task: addition, sort or reverse.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// The task's length (digits per operand, digits, letters); the held-out set's too, the
+    /// OOD set is one longer.
+    #[arg(long)]
+    pub length: Option<usize>,
+    /// grpo (group-mean baseline) or rloo (leave-one-out baseline).
+    #[arg(long, default_value = "grpo")]
+    pub algo: String,
+    /// Seed of the policy, the problems and the sampling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Backend: ndarray, wgpu or cuda, among those compiled in.
+    #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
+    pub backend: Option<BackendKind>,
+    /// RL steps (generation batches).
+    #[arg(long)]
+    pub total_steps: Option<u64>,
+    /// G: completions per prompt.
+    #[arg(long)]
+    pub num_generations: Option<usize>,
+    /// β of the k3 KL penalty to the warm start (0: no reference).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Adam's learning rate for RL.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// grpo, bnpo, dr_grpo or dapo.
+    #[arg(long)]
+    pub loss_type: Option<String>,
+    /// group, batch or none.
+    #[arg(long)]
+    pub scale_rewards: Option<String>,
+    /// A TOML file of settings (top-level keys, `[grpo]`, `[sft]`, `[model]` tables).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override one setting, e.g. `--set grpo.num_iterations=2 --set sft.max_steps=500`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The run directory (default: runs/<task>_<algo>-s<seed>-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs a sequence task as `args` say, prints the outcome and returns the summary.
+pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRunSummary, Error> {
+    let mut sets = args.sets.clone();
+    let mut push = |key: &str, value: Option<String>| {
+        if let Some(v) = value {
+            sets.insert(0, format!("{key}={v}"));
+        }
+    };
+    push("task", args.task.clone());
+    push("length", args.length.map(|l| l.to_string()));
+    push("seed", args.seed.map(|s| s.to_string()));
+    push("rl_steps", args.total_steps.map(|s| s.to_string()));
+    push(
+        "grpo.num_generations",
+        args.num_generations.map(|g| g.to_string()),
+    );
+    push("grpo.beta", args.beta.map(|b| b.to_string()));
+    push(
+        "grpo.learning_rate",
+        args.learning_rate.map(|l| l.to_string()),
+    );
+    push("grpo.loss_type", args.loss_type.clone());
+    push("grpo.scale_rewards", args.scale_rewards.clone());
+    match args.algo.as_str() {
+        "grpo" => {}
+        "rloo" => sets.insert(0, "grpo.baseline=leave_one_out".into()),
+        other => {
+            return Err(Error::Config(format!(
+                "unknown sequence algorithm {other:?}: choose grpo or rloo"
+            )));
+        }
+    }
+    // Lengths first: a shorter or longer task moves the shortest training length with it
+    // unless it is set too.
+    if let Some(l) = args.length
+        && !sets.iter().any(|s| s.starts_with("min_length"))
+    {
+        sets.insert(0, format!("min_length={l}"));
+    }
+    let config = crate::presets::resolve_sequence(args.config.as_deref(), &sets)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from(format!(
+            "runs/{}_{}-s{}-{now}",
+            config.task.name(),
+            args.algo,
+            config.seed
+        ))
+    });
+    let quiet = args.quiet;
+    let summary = runner::train_sequence(
+        config,
+        args.backend.unwrap_or(BackendKind::NdArray),
+        Some(out.clone()),
+        Box::new(move |line: &str| {
+            if !quiet {
+                eprintln!("{line}");
+            }
+        }),
+    )?;
+    println!(
+        "{}: held-out exact match {:.3} -> {:.3} (OOD {:.3} -> {:.3}); warm start {} steps in \
+         {:.1} s, RL {} steps in {:.1} s, {:.0} tokens/s",
+        summary.task,
+        summary.accuracy_before,
+        summary.accuracy_after,
+        summary.ood_accuracy_before,
+        summary.ood_accuracy_after,
+        summary.sft_steps,
+        summary.sft_seconds,
+        summary.rl_steps,
+        summary.rl_seconds,
+        summary.tokens_per_second
+    );
+    println!("run directory: {}", out.display());
+    Ok(summary)
+}

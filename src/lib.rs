@@ -83,6 +83,7 @@
 //! ```
 
 pub use cinder_env as env;
+pub use cinder_lm as lm;
 pub use cinder_rl as rl;
 
 pub mod cli;
@@ -101,6 +102,9 @@ pub enum Error {
     /// A training, checkpoint or run-directory error.
     #[error(transparent)]
     Rl(#[from] cinder_rl::RlError),
+    /// A sequence-task error (tasks, the transformer policy, sampling, GRPO on sequences).
+    #[error(transparent)]
+    Lm(#[from] cinder_lm::LmError),
     /// A configuration, preset or command-line value that cannot be used.
     #[error("{0}")]
     Config(String),

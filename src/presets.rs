@@ -251,16 +251,7 @@ pub fn resolve_layers(
         }
         overlay(&mut json, &table, "", &origin)?;
     }
-    for set in sets {
-        let (key, value) = parse_set(set)?;
-        let mut nested = value;
-        for part in key.split('.').rev() {
-            let mut map = Map::new();
-            map.insert(part.to_string(), nested);
-            nested = Value::Object(map);
-        }
-        overlay(&mut json, &nested, "", &format!("--set {set}"))?;
-    }
+    apply_sets(&mut json, sets)?;
     let config = match algorithm {
         Algorithm::Ppo => AlgorithmConfig::Ppo(deserialize(json)?),
         Algorithm::Reinforce | Algorithm::Grpo => {
@@ -272,6 +263,44 @@ pub fn resolve_layers(
         config,
         preset_source: preset.map(|p| p.source),
     })
+}
+
+/// Writes each `key=value` of `sets` (dotted keys reach nested fields) over `json`.
+fn apply_sets(json: &mut Value, sets: &[String]) -> Result<(), Error> {
+    for set in sets {
+        let (key, value) = parse_set(set)?;
+        let mut nested = value;
+        for part in key.split('.').rev() {
+            let mut map = Map::new();
+            map.insert(part.to_string(), nested);
+            nested = Value::Object(map);
+        }
+        overlay(json, &nested, "", &format!("--set {set}"))?;
+    }
+    Ok(())
+}
+
+/// Resolves a sequence run's configuration ([`cinder_lm::run::SequenceRunConfig`]): its
+/// defaults, then the TOML file `config_file`, then `sets` (`key=value`, dotted keys such as
+/// `grpo.beta=0`), each overriding only what it names. The result is validated.
+pub fn resolve_sequence(
+    config_file: Option<&Path>,
+    sets: &[String],
+) -> Result<cinder_lm::run::SequenceRunConfig, Error> {
+    let mut json = serde_json::to_value(cinder_lm::run::SequenceRunConfig::new())
+        .map_err(|e| Error::Config(format!("the defaults do not serialise: {e}")))?;
+    if let Some(path) = config_file {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let origin = path.display().to_string();
+        overlay(&mut json, &parse_toml(&text, &origin)?, "", &origin)?;
+    }
+    apply_sets(&mut json, sets)?;
+    let config: cinder_lm::run::SequenceRunConfig = deserialize(json)?;
+    config.validate()?;
+    Ok(config)
 }
 
 fn deserialize<C: serde::de::DeserializeOwned>(json: Value) -> Result<C, Error> {

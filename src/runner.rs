@@ -550,3 +550,40 @@ fn finish<L: Learner>(
     }
     Ok(summary)
 }
+
+/// Runs a sequence task (warm start, then GRPO or RLOO; [`cinder_lm::run`]) on `backend`,
+/// writing the run directory `out` when given; `log` receives progress lines. The one place the
+/// sequence pipeline is instantiated per compiled backend.
+///
+/// ```no_run
+/// use cinder::backend::BackendKind;
+/// use cinder::lm::run::SequenceRunConfig;
+///
+/// let summary = cinder::runner::train_sequence(
+///     SequenceRunConfig::new(),
+///     BackendKind::NdArray,
+///     Some("runs/addition".into()),
+///     Box::new(|line: &str| eprintln!("{line}")),
+/// )?;
+/// println!("{} -> {}", summary.accuracy_before, summary.accuracy_after);
+/// # Ok::<(), cinder::Error>(())
+/// ```
+pub fn train_sequence(
+    config: cinder_lm::run::SequenceRunConfig,
+    backend: BackendKind,
+    out: Option<PathBuf>,
+    log: Box<dyn FnMut(&str)>,
+) -> Result<cinder_lm::run::SequenceRunSummary, Error> {
+    struct SequenceTask {
+        config: cinder_lm::run::SequenceRunConfig,
+        out: Option<PathBuf>,
+        log: Box<dyn FnMut(&str)>,
+    }
+    impl BackendTask for SequenceTask {
+        type Output = cinder_lm::Result<cinder_lm::run::SequenceRunSummary>;
+        fn run<B: AutodiffBackend>(mut self, device: B::Device) -> Self::Output {
+            cinder_lm::run::run::<B>(&self.config, &device, self.out.as_deref(), &mut *self.log)
+        }
+    }
+    Ok(dispatch(backend, SequenceTask { config, out, log })??)
+}

@@ -205,6 +205,10 @@ pub enum GroupScale {
     Std,
     /// Dr. GRPO: only subtract the group mean.
     None,
+    /// TRL's `scale_rewards="batch"`: subtract the group mean, divide by the sample standard
+    /// deviation of all the batch's rewards plus 1e-4 (more robust when a group's rewards
+    /// barely differ).
+    Batch,
 }
 
 /// GRPO's group-relative advantages: `rewards` holds consecutive groups of `group_size`
@@ -231,6 +235,12 @@ pub fn group_relative(
             rewards.len()
         )));
     }
+    let batch_std = match scale {
+        GroupScale::Batch => group_statistics(rewards, rewards.len().max(1))
+            .first()
+            .map_or(0.0, |&(_, std)| std),
+        _ => 0.0,
+    };
     let mut out = Vec::with_capacity(rewards.len());
     for (group, (mean, std)) in rewards
         .chunks(group_size)
@@ -239,9 +249,21 @@ pub fn group_relative(
         out.extend(group.iter().map(|r| match scale {
             GroupScale::Std => (r - mean) / (std + 1e-4),
             GroupScale::None => r - mean,
+            GroupScale::Batch => (r - mean) / (batch_std + 1e-4),
         }));
     }
     Ok(out)
+}
+
+/// RLOO's leave-one-out advantages: `rewards` holds consecutive groups of `group_size`
+/// candidates; each gets `R_i − mean(R_j, j ≠ i)`, its reward minus the mean of the other
+/// candidates' rewards (an unbiased baseline: it does not depend on the candidate's own
+/// sample). Errors as [`group_relative`].
+pub fn leave_one_out(rewards: &[f64], group_size: usize) -> crate::Result<Vec<f64>> {
+    let centred = group_relative(rewards, group_size, GroupScale::None)?;
+    // R_i − (Σ R − R_i)/(G − 1) = G/(G − 1) · (R_i − mean(R)).
+    let factor = group_size as f64 / (group_size - 1) as f64;
+    Ok(centred.into_iter().map(|a| a * factor).collect())
 }
 
 /// The mean and sample standard deviation (Bessel's correction) of each group of `group_size`
@@ -444,6 +466,33 @@ mod tests {
         let a = group_relative(&r, 4, GroupScale::None).unwrap();
         assert_eq!(a, [0.5, -0.5, -0.5, 0.5, 0.0, 0.0, 0.0, 0.0]);
         // Group sizes that cannot work are errors that say why.
+        // Batch scale: centred by the group mean, divided by the std of all eight rewards.
+        // r = [1, 0, 0, 0, 1, 1, 1, 0]: group means 0.25 and 0.75; the sample std of the batch
+        // (mean 0.5, eight squared deviations of 0.25) is sqrt(2/7).
+        let rb = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0];
+        let a = group_relative(&rb, 4, GroupScale::Batch).unwrap();
+        let s = (2.0f64 / 7.0).sqrt() + 1e-4;
+        for (x, e) in a
+            .iter()
+            .zip([0.75, -0.25, -0.25, -0.25, 0.25, 0.25, 0.25, -0.75])
+        {
+            assert!((x - e / s).abs() < 1e-12);
+        }
+        // Leave-one-out, worked by hand: 1 − (0 + 0 + 0)/3 = 1, 0 − (1 + 0 + 0)/3 = −1/3.
+        let l = leave_one_out(&rb, 4).unwrap();
+        for (x, e) in l.iter().zip([
+            1.0,
+            -1.0 / 3.0,
+            -1.0 / 3.0,
+            -1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            -1.0,
+        ]) {
+            assert!((x - e).abs() < 1e-12, "{l:?}");
+        }
+        assert!(leave_one_out(&rb, 1).is_err());
         let err = group_relative(&r, 1, GroupScale::Std)
             .unwrap_err()
             .to_string();

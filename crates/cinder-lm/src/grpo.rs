@@ -1,0 +1,793 @@
+//! GRPO and RLOO on sequences, with TRL's `GRPOTrainer` semantics and names: `num_generations`
+//! completions per prompt, rewards from weighted reward functions, group-relative advantages
+//! (`scale_rewards` group | batch | none) or RLOO's leave-one-out baseline, every token of a
+//! completion carrying its completion's advantage, the clipped surrogate
+//! `[1 − epsilon, 1 + epsilon_high]`, `beta` · k3 to a frozen reference (0: no reference pass),
+//! `num_iterations` μ passes over each generation batch split into `steps_per_generation`
+//! minibatches, `loss_type` grpo | bnpo | dr_grpo | dapo, `mask_truncated_completions`,
+//! reference sync (`sync_ref_model`, `ref_model_mixup_alpha`, `ref_model_sync_steps`) and
+//! dynamic sampling (DAPO: groups whose rewards all agree carry no signal and are replaced).
+//!
+//! The math is Cinder's one copy: [`cinder_rl::advantages::group_relative`] and
+//! [`cinder_rl::advantages::leave_one_out`], [`cinder_rl::losses::Surrogate`],
+//! [`cinder_rl::losses::kl_estimate`] and [`cinder_rl::losses::aggregate`].
+
+use crate::error::LmError;
+use crate::logprobs::completion_log_probs;
+use crate::model::TransformerPolicy;
+use crate::sampling::{SamplingConfig, sample};
+use crate::sft::{PolicyOptimizer, adam};
+use crate::task::{CompletionText, Problem, ProblemSampler, Rewards};
+use crate::vocab::{decode, encode_prompt};
+use burn::config::Config;
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use cinder_env::rng::NpRandom;
+use cinder_rl::advantages::{GroupScale, group_relative, group_statistics, leave_one_out};
+use cinder_rl::gradients::clip_grad_norm;
+use cinder_rl::losses::{KlEstimator, LossAggregation, Surrogate, aggregate, kl_estimate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// TRL's `loss_type`: how the per-token losses of a batch become one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossType {
+    /// Mean over each completion's tokens, then over completions (length-biased).
+    Grpo,
+    /// Sum over the minibatch's tokens / its number of tokens.
+    Bnpo,
+    /// Sum over the minibatch's tokens / (completions · `max_completion_length`).
+    DrGrpo,
+    /// Sum over the minibatch's tokens / the number of tokens in the whole generation batch
+    /// (DAPO; TRL's default).
+    Dapo,
+}
+
+/// TRL's `scale_rewards`: what the group-centred rewards are divided by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleRewards {
+    /// The group's standard deviation (GRPO).
+    Group,
+    /// The whole batch's standard deviation.
+    Batch,
+    /// Nothing (Dr. GRPO).
+    None,
+}
+
+/// The baseline a completion's reward is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// GRPO: the group's mean, scaled by `scale_rewards`.
+    GroupMean,
+    /// RLOO: the mean of the group's other completions (REINFORCE with a leave-one-out
+    /// baseline; use it with `num_iterations` 1, where the clipped surrogate's gradient is
+    /// REINFORCE's).
+    LeaveOneOut,
+}
+
+/// The configuration of GRPO (and RLOO) on sequences; names and defaults are TRL's
+/// `GRPOConfig`'s where TRL has them, scaled to a small model trained on a CPU otherwise.
+#[derive(Config, Debug, PartialEq)]
+pub struct GrpoConfig {
+    /// Adam's learning rate (constant; TRL's 1e-6 is for billion-parameter models).
+    #[config(default = 1e-3)]
+    pub learning_rate: f64,
+    /// Prompts per generation batch (each gets `num_generations` completions).
+    #[config(default = 16)]
+    pub prompts_per_step: usize,
+    /// G: completions per prompt.
+    #[config(default = 8)]
+    pub num_generations: usize,
+    /// The KL coefficient β of the k3 penalty to the reference (0: no reference pass; TRL's
+    /// default is 0 since 0.19, DeepSeekMath's was 0.04).
+    #[config(default = 0.04)]
+    pub beta: f64,
+    /// ε: the ratio is clipped below at `1 − epsilon`.
+    #[config(default = 0.2)]
+    pub epsilon: f64,
+    /// The upper clip `1 + epsilon_high` (DAPO's clip-higher); `None`: `epsilon`.
+    #[config(default = "None")]
+    pub epsilon_high: Option<f64>,
+    /// μ: passes over each generation batch.
+    #[config(default = 1)]
+    pub num_iterations: usize,
+    /// Minibatches (gradient steps) per pass over a generation batch.
+    #[config(default = 1)]
+    pub steps_per_generation: usize,
+    /// How the per-token losses are aggregated.
+    #[config(default = "LossType::Dapo")]
+    pub loss_type: LossType,
+    /// What the group-centred rewards are divided by.
+    #[config(default = "ScaleRewards::Group")]
+    pub scale_rewards: ScaleRewards,
+    /// The baseline (GRPO's group mean, or RLOO's leave-one-out).
+    #[config(default = "Baseline::GroupMean")]
+    pub baseline: Baseline,
+    /// Completions cut at `max_completion_length` leave the loss (their rewards still count in
+    /// the statistics).
+    #[config(default = false)]
+    pub mask_truncated_completions: bool,
+    /// Move the reference towards the policy every `ref_model_sync_steps` steps.
+    #[config(default = false)]
+    pub sync_ref_model: bool,
+    /// α of the reference sync: `ref ← α · policy + (1 − α) · ref`.
+    #[config(default = 0.6)]
+    pub ref_model_mixup_alpha: f64,
+    /// Steps between reference syncs.
+    #[config(default = 512)]
+    pub ref_model_sync_steps: usize,
+    /// Replace groups whose rewards all agree (zero advantage everywhere) with fresh prompts,
+    /// up to `max_refill_rounds` extra generation rounds per step (DAPO's dynamic sampling).
+    #[config(default = false)]
+    pub dynamic_sampling: bool,
+    /// Extra generation rounds a step may spend refilling groups.
+    #[config(default = 4)]
+    pub max_refill_rounds: usize,
+    /// Sampling temperature of the completions.
+    #[config(default = 1.0)]
+    pub temperature: f64,
+    /// Top-k of the completions' sampling (0: off).
+    #[config(default = 0)]
+    pub top_k: usize,
+    /// Top-p of the completions' sampling (1: off).
+    #[config(default = 1.0)]
+    pub top_p: f64,
+    /// Tokens per completion at most, `EOS` included.
+    #[config(default = 8)]
+    pub max_completion_length: usize,
+    /// Maximum global gradient norm.
+    #[config(default = 1.0)]
+    pub max_grad_norm: f32,
+}
+
+impl GrpoConfig {
+    /// Checks every value; the error says what to change.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(LmError::InvalidConfig(m));
+        if self.num_generations < 2 {
+            return bad(format!(
+                "num_generations ({}) must be at least 2: a completion needs others in its \
+                 group to be compared with",
+                self.num_generations
+            ));
+        }
+        if self.prompts_per_step == 0 || self.num_iterations == 0 {
+            return bad("prompts_per_step and num_iterations must be >= 1".into());
+        }
+        let completions = self.prompts_per_step * self.num_generations;
+        if self.steps_per_generation == 0 || completions % self.steps_per_generation != 0 {
+            return bad(format!(
+                "steps_per_generation ({}) must divide the generation batch of {completions} \
+                 completions",
+                self.steps_per_generation
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(format!(
+                "learning_rate must be > 0 (got {})",
+                self.learning_rate
+            ));
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return bad(format!("beta must be >= 0 (got {})", self.beta));
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
+            return bad(format!(
+                "max_grad_norm must be > 0 (got {})",
+                self.max_grad_norm
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.ref_model_mixup_alpha) || self.ref_model_sync_steps == 0 {
+            return bad(
+                "ref_model_mixup_alpha must be in [0, 1] and ref_model_sync_steps >= 1".into(),
+            );
+        }
+        self.surrogate().validate()?;
+        self.sampling().validate()
+    }
+
+    /// The clipped surrogate of `epsilon` and `epsilon_high`.
+    pub fn surrogate(&self) -> Surrogate {
+        Surrogate::Clipped {
+            clip_low: self.epsilon as f32,
+            clip_high: self.epsilon_high.unwrap_or(self.epsilon) as f32,
+        }
+    }
+
+    /// The completions' sampling settings.
+    pub fn sampling(&self) -> SamplingConfig {
+        SamplingConfig::new()
+            .with_temperature(self.temperature)
+            .with_top_k(self.top_k)
+            .with_top_p(self.top_p)
+            .with_max_completion_length(self.max_completion_length)
+    }
+}
+
+/// One GRPO step's metrics, under TRL's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrpoMetrics {
+    /// The step (1 after the first).
+    pub step: u64,
+    /// Mean total reward of the generation batch.
+    pub reward: f64,
+    /// Mean over groups of the reward's standard deviation within a group.
+    pub reward_std: f64,
+    /// Each reward function's mean (`rewards/<name>/mean`).
+    #[serde(flatten)]
+    pub rewards: BTreeMap<String, f64>,
+    /// Fraction of groups whose rewards all agree (no signal).
+    pub frac_reward_zero_std: f64,
+    /// Completion lengths (tokens, `EOS` included).
+    #[serde(rename = "completions/mean_length")]
+    pub mean_length: f64,
+    /// Shortest completion.
+    #[serde(rename = "completions/min_length")]
+    pub min_length: usize,
+    /// Longest completion.
+    #[serde(rename = "completions/max_length")]
+    pub max_length: usize,
+    /// Fraction of completions cut at `max_completion_length`.
+    #[serde(rename = "completions/clipped_ratio")]
+    pub clipped_ratio: f64,
+    /// Fraction of tokens whose ratio fell below `1 − ε` with a negative advantage.
+    #[serde(rename = "clip_ratio/low_mean")]
+    pub clip_low: f64,
+    /// Fraction of tokens whose ratio rose above `1 + ε_high` with a positive advantage.
+    #[serde(rename = "clip_ratio/high_mean")]
+    pub clip_high: f64,
+    /// Either of the two.
+    #[serde(rename = "clip_ratio/region_mean")]
+    pub clip_region: f64,
+    /// Mean per-token k3 estimate of `KL(π_θ ‖ π_ref)` (0 without a reference).
+    pub kl: f64,
+    /// Mean per-token entropy of the policy.
+    pub entropy: f64,
+    /// The last gradient step's global gradient norm (before clipping).
+    pub grad_norm: f64,
+    /// The mean loss of the step's gradient steps.
+    pub loss: f64,
+    /// Extra generation rounds spent by dynamic sampling.
+    pub refill_rounds: usize,
+    /// Completion tokens generated per second (sampling only).
+    pub tokens_per_second: f64,
+    /// Seconds the step took.
+    pub step_seconds: f64,
+}
+
+/// A sampled generation batch: prompts (each repeated `G` times), completions, rewards.
+#[derive(Debug, Clone)]
+struct Generation {
+    problems: Vec<Problem>,
+    prompts: Vec<Vec<u32>>,
+    completions: Vec<Vec<u32>>,
+    terminated: Vec<bool>,
+    rewards: Vec<f64>,
+    per_function: Vec<Vec<f64>>,
+    tokens: usize,
+    seconds: f64,
+}
+
+/// GRPO's state: the policy, its optimiser, the reference, the problem sampler, the rewards and
+/// the sampling generator.
+pub struct Grpo<B: AutodiffBackend> {
+    config: GrpoConfig,
+    policy: TransformerPolicy<B>,
+    optimizer: PolicyOptimizer<B>,
+    reference: Option<TransformerPolicy<B::InnerBackend>>,
+    sampler: ProblemSampler,
+    rewards: Rewards,
+    rng: NpRandom,
+    step: u64,
+}
+
+impl<B: AutodiffBackend> Grpo<B> {
+    /// GRPO from `policy` (the warm start, which also becomes the frozen reference when `beta`
+    /// is positive), drawing prompts from `sampler`, scoring with `rewards`, sampling from
+    /// `seed`.
+    pub fn new(
+        config: GrpoConfig,
+        policy: TransformerPolicy<B>,
+        sampler: ProblemSampler,
+        rewards: Rewards,
+        seed: u64,
+    ) -> crate::Result<Self> {
+        config.validate()?;
+        let reference = (config.beta > 0.0).then(|| policy.valid());
+        Ok(Self {
+            config,
+            policy,
+            optimizer: adam(),
+            reference,
+            sampler,
+            rewards,
+            rng: NpRandom::from_seed(seed),
+            step: 0,
+        })
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> &TransformerPolicy<B> {
+        &self.policy
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Samples `prompts` groups of `G` completions and scores them.
+    fn generate(&mut self, prompts: usize) -> crate::Result<Generation> {
+        let g = self.config.num_generations;
+        let mut problems = Vec::with_capacity(prompts * g);
+        for _ in 0..prompts {
+            let p = self.sampler.next_problem()?;
+            problems.extend(std::iter::repeat_n(p, g));
+        }
+        let prompt_tokens = problems
+            .iter()
+            .map(|p| encode_prompt(&p.prompt))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let start = Instant::now();
+        let out = sample(
+            &self.policy.valid(),
+            &prompt_tokens,
+            &self.config.sampling(),
+            &mut self.rng,
+            true,
+        )?;
+        let seconds = start.elapsed().as_secs_f64();
+        let mut rewards = Vec::with_capacity(problems.len());
+        let mut per_function = Vec::with_capacity(problems.len());
+        for ((problem, tokens), &terminated) in
+            problems.iter().zip(&out.tokens).zip(&out.terminated)
+        {
+            let (text, _) = decode(tokens)?;
+            let r = self
+                .rewards
+                .score(problem, &CompletionText { text, terminated })?;
+            rewards.push(r.total);
+            per_function.push(r.per_function);
+        }
+        Ok(Generation {
+            tokens: out.tokens.iter().map(Vec::len).sum(),
+            problems,
+            prompts: prompt_tokens,
+            completions: out.tokens,
+            terminated: out.terminated,
+            rewards,
+            per_function,
+            seconds,
+        })
+    }
+
+    /// One GRPO step: generate (refilling flat groups when dynamic sampling is on), score,
+    /// compute advantages, then `num_iterations` passes of `steps_per_generation` gradient
+    /// steps. A non-finite loss or gradient is an error and leaves the policy as it was.
+    pub fn step(&mut self) -> crate::Result<GrpoMetrics> {
+        let start = Instant::now();
+        let g = self.config.num_generations;
+        let n_prompts = self.config.prompts_per_step;
+        let mut batch = self.generate(n_prompts)?;
+        // Statistics are those of the first generation (what the policy does), as TRL logs.
+        let stats = group_statistics(&batch.rewards, g);
+        let frac_zero = stats.iter().filter(|(_, s)| *s == 0.0).count() as f64 / stats.len() as f64;
+        let reward_std = stats.iter().map(|(_, s)| s).sum::<f64>() / stats.len() as f64;
+        let reward = mean(&batch.rewards);
+        let mut per_function_means = BTreeMap::new();
+        for (k, name) in self.rewards.names().iter().enumerate() {
+            let m =
+                batch.per_function.iter().map(|r| r[k]).sum::<f64>() / batch.rewards.len() as f64;
+            per_function_means.insert(format!("rewards/{name}/mean"), m);
+        }
+        let lengths: Vec<usize> = batch.completions.iter().map(Vec::len).collect();
+        let clipped_ratio =
+            batch.terminated.iter().filter(|&&t| !t).count() as f64 / batch.terminated.len() as f64;
+        let mut tokens = batch.tokens;
+        let mut gen_seconds = batch.seconds;
+        let mut refill_rounds = 0;
+        if self.config.dynamic_sampling {
+            batch = keep_informative(batch, g);
+            while batch.rewards.len() < n_prompts * g
+                && refill_rounds < self.config.max_refill_rounds
+            {
+                refill_rounds += 1;
+                let more = self.generate(n_prompts)?;
+                tokens += more.tokens;
+                gen_seconds += more.seconds;
+                let more = keep_informative(more, g);
+                let missing = n_prompts * g - batch.rewards.len();
+                batch = append(batch, more, missing);
+            }
+            if batch.rewards.is_empty() {
+                // Every group agreed in every round: nothing to learn from this step.
+                self.step += 1;
+                return Ok(GrpoMetrics {
+                    step: self.step,
+                    reward,
+                    reward_std,
+                    rewards: per_function_means,
+                    frac_reward_zero_std: frac_zero,
+                    mean_length: mean_usize(&lengths),
+                    min_length: lengths.iter().copied().min().unwrap_or(0),
+                    max_length: lengths.iter().copied().max().unwrap_or(0),
+                    clipped_ratio,
+                    clip_low: 0.0,
+                    clip_high: 0.0,
+                    clip_region: 0.0,
+                    kl: 0.0,
+                    entropy: 0.0,
+                    grad_norm: 0.0,
+                    loss: 0.0,
+                    refill_rounds,
+                    tokens_per_second: tokens as f64 / gen_seconds.max(1e-9),
+                    step_seconds: start.elapsed().as_secs_f64(),
+                });
+            }
+        }
+        let advantages: Vec<f32> = match self.config.baseline {
+            Baseline::GroupMean => group_relative(
+                &batch.rewards,
+                g,
+                match self.config.scale_rewards {
+                    ScaleRewards::Group => GroupScale::Std,
+                    ScaleRewards::Batch => GroupScale::Batch,
+                    ScaleRewards::None => GroupScale::None,
+                },
+            )?,
+            Baseline::LeaveOneOut => leave_one_out(&batch.rewards, g)?,
+        }
+        .into_iter()
+        .map(|a| a as f32)
+        .collect();
+        let keep: Vec<bool> = batch
+            .terminated
+            .iter()
+            .map(|&t| t || !self.config.mask_truncated_completions)
+            .collect();
+        let n = batch.rewards.len();
+        let device = self.policy.device();
+        // The rollout policy's and the reference's log-probs, without gradients.
+        let reuse = self.config.num_iterations > 1 || self.config.steps_per_generation > 1;
+        let inner = self.policy.valid();
+        let old = if reuse {
+            Some(host(
+                completion_log_probs(&inner, &batch.prompts, &batch.completions)?.log_probs,
+            ))
+        } else {
+            None
+        };
+        let reference = match &self.reference {
+            Some(r) => Some(host(
+                completion_log_probs(r, &batch.prompts, &batch.completions)?.log_probs,
+            )),
+            None => None,
+        };
+        let width = batch.completions.iter().map(Vec::len).max().unwrap_or(1);
+        let generation_tokens: usize = batch
+            .completions
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c.len())
+            .sum();
+        let snapshot = (self.policy.clone(), self.optimizer.clone());
+        let minibatch = n / self.config.steps_per_generation.min(n).max(1);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut sums = Sums::default();
+        let mut losses = Vec::new();
+        let mut grad_norm = 0.0;
+        for _ in 0..self.config.num_iterations {
+            shuffle(&mut order, &mut self.rng);
+            for chunk in order.chunks(minibatch.max(1)) {
+                let result = self.gradient_step(
+                    chunk,
+                    &batch,
+                    &advantages,
+                    &keep,
+                    old.as_deref(),
+                    reference.as_deref(),
+                    width,
+                    generation_tokens,
+                    &device,
+                    &mut sums,
+                );
+                match result {
+                    Ok((loss, norm)) => {
+                        losses.push(loss);
+                        grad_norm = norm;
+                    }
+                    Err(e) => {
+                        (self.policy, self.optimizer) = snapshot;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.step += 1;
+        if self.config.sync_ref_model
+            && self.step % self.config.ref_model_sync_steps as u64 == 0
+            && let Some(reference) = self.reference.take()
+        {
+            self.reference = Some(mix(
+                reference,
+                &self.policy.valid(),
+                self.config.ref_model_mixup_alpha,
+            ));
+        }
+        let tokens_counted = sums.tokens.max(1.0);
+        Ok(GrpoMetrics {
+            step: self.step,
+            reward,
+            reward_std,
+            rewards: per_function_means,
+            frac_reward_zero_std: frac_zero,
+            mean_length: mean_usize(&lengths),
+            min_length: lengths.iter().copied().min().unwrap_or(0),
+            max_length: lengths.iter().copied().max().unwrap_or(0),
+            clipped_ratio,
+            clip_low: sums.clip_low / tokens_counted,
+            clip_high: sums.clip_high / tokens_counted,
+            clip_region: (sums.clip_low + sums.clip_high) / tokens_counted,
+            kl: sums.kl / tokens_counted,
+            entropy: sums.entropy / tokens_counted,
+            grad_norm,
+            loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+            refill_rounds,
+            tokens_per_second: tokens as f64 / gen_seconds.max(1e-9),
+            step_seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// One gradient step on the completions `rows` of the generation batch.
+    #[allow(clippy::too_many_arguments)]
+    fn gradient_step(
+        &mut self,
+        rows: &[usize],
+        batch: &Generation,
+        advantages: &[f32],
+        keep: &[bool],
+        old: Option<&[f32]>,
+        reference: Option<&[f32]>,
+        width: usize,
+        generation_tokens: usize,
+        device: &B::Device,
+        sums: &mut Sums,
+    ) -> crate::Result<(f64, f64)> {
+        let prompts: Vec<Vec<u32>> = rows.iter().map(|&r| batch.prompts[r].clone()).collect();
+        let completions: Vec<Vec<u32>> =
+            rows.iter().map(|&r| batch.completions[r].clone()).collect();
+        let out = completion_log_probs(&self.policy, &prompts, &completions)?;
+        let [b, c] = out.log_probs.dims();
+        // Host tables laid out [b, c] like the log-probs (c: this minibatch's longest).
+        let gather = |table: &[f32]| -> Vec<f32> {
+            let mut v = Vec::with_capacity(b * c);
+            for &r in rows {
+                v.extend_from_slice(&table[r * width..r * width + c]);
+            }
+            v
+        };
+        let mut mask = Vec::with_capacity(b * c);
+        let mut adv = Vec::with_capacity(b * c);
+        for &r in rows {
+            let len = batch.completions[r].len();
+            for j in 0..c {
+                mask.push(f32::from(u8::from(keep[r] && j < len)));
+                adv.push(advantages[r]);
+            }
+        }
+        let t2 = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [b, c]), device);
+        let mask = t2(mask);
+        let log_probs = out.log_probs.reshape([b * c]);
+        let old_lp = match old {
+            Some(o) => t2(gather(o)).reshape([b * c]),
+            None => log_probs.clone().detach(),
+        };
+        let adv_t = t2(adv.clone()).reshape([b * c]);
+        let terms = self
+            .config
+            .surrogate()
+            .terms(log_probs.clone(), old_lp.clone(), adv_t);
+        let mut per_token = terms.per_sample.reshape([b, c]);
+        let kl = match reference {
+            Some(r) => {
+                let kl = kl_estimate(
+                    log_probs.clone(),
+                    t2(gather(r)).reshape([b * c]),
+                    KlEstimator::K3,
+                )
+                .reshape([b, c]);
+                per_token = per_token + kl.clone().mul_scalar(self.config.beta);
+                Some(kl)
+            }
+            None => None,
+        };
+        let loss = match self.config.loss_type {
+            LossType::Grpo => aggregate(per_token, mask.clone(), LossAggregation::Grpo),
+            LossType::Bnpo => aggregate(per_token, mask.clone(), LossAggregation::Bnpo),
+            LossType::DrGrpo => aggregate(
+                per_token,
+                mask.clone(),
+                LossAggregation::DrGrpo {
+                    max_length: self.config.max_completion_length,
+                },
+            ),
+            LossType::Dapo => (per_token * mask.clone())
+                .sum()
+                .div_scalar(generation_tokens.max(1) as f32),
+        };
+        // Diagnostics, read once: the loss, masked sums of entropy and KL, the ratios.
+        let ratio = (log_probs.detach() - old_lp).exp();
+        let host_loss = host1(loss.clone().detach());
+        let host_ratio = host1(ratio);
+        let host_mask = host(mask.clone());
+        let entropy = host1((out.entropy.detach() * mask.clone()).sum());
+        let kl_sum = match kl {
+            Some(kl) => host1((kl.detach() * mask).sum()),
+            None => vec![0.0],
+        };
+        let loss_value = f64::from(host_loss[0]);
+        cinder_rl::RlError::ensure_finite(self.step + 1, "GRPO loss", host_loss[0])?;
+        let (eps_low, eps_high) = match self.config.surrogate() {
+            Surrogate::Clipped {
+                clip_low,
+                clip_high,
+            } => (clip_low, clip_high),
+            Surrogate::Vanilla => (f32::INFINITY, f32::INFINITY),
+        };
+        for ((&m, &r), &a) in host_mask.iter().zip(&host_ratio).zip(&adv) {
+            if m > 0.0 {
+                sums.tokens += 1.0;
+                sums.clip_low += f64::from(u8::from(r < 1.0 - eps_low && a < 0.0));
+                sums.clip_high += f64::from(u8::from(r > 1.0 + eps_high && a > 0.0));
+            }
+        }
+        sums.entropy += f64::from(entropy[0]);
+        sums.kl += f64::from(kl_sum[0]);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
+        let (grads, norm) =
+            clip_grad_norm::<B, _>(&self.policy, grads, self.config.max_grad_norm, device);
+        let norm = host1(norm)[0];
+        cinder_rl::RlError::ensure_finite(self.step + 1, "GRPO gradient norm", norm)?;
+        self.policy = self
+            .optimizer
+            .step(self.config.learning_rate, self.policy.clone(), grads);
+        Ok((loss_value, f64::from(norm)))
+    }
+}
+
+/// Masked sums of one step's diagnostics.
+#[derive(Debug, Default)]
+struct Sums {
+    tokens: f64,
+    clip_low: f64,
+    clip_high: f64,
+    entropy: f64,
+    kl: f64,
+}
+
+/// The groups of `batch` whose rewards do not all agree.
+fn keep_informative(batch: Generation, g: usize) -> Generation {
+    let keep: Vec<bool> = group_statistics(&batch.rewards, g)
+        .iter()
+        .flat_map(|&(_, s)| std::iter::repeat_n(s > 0.0, g))
+        .collect();
+    fn pick<T>(v: Vec<T>, keep: &[bool]) -> Vec<T> {
+        v.into_iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(x, _)| x)
+            .collect()
+    }
+    Generation {
+        problems: pick(batch.problems, &keep),
+        prompts: pick(batch.prompts, &keep),
+        completions: pick(batch.completions, &keep),
+        terminated: pick(batch.terminated, &keep),
+        rewards: pick(batch.rewards, &keep),
+        per_function: pick(batch.per_function, &keep),
+        tokens: batch.tokens,
+        seconds: batch.seconds,
+    }
+}
+
+/// `batch` followed by at most `limit` completions (whole groups) of `more`.
+fn append(mut batch: Generation, more: Generation, limit: usize) -> Generation {
+    let take = limit.min(more.rewards.len());
+    batch.problems.extend(more.problems.into_iter().take(take));
+    batch.prompts.extend(more.prompts.into_iter().take(take));
+    batch
+        .completions
+        .extend(more.completions.into_iter().take(take));
+    batch
+        .terminated
+        .extend(more.terminated.into_iter().take(take));
+    batch.rewards.extend(more.rewards.into_iter().take(take));
+    batch
+        .per_function
+        .extend(more.per_function.into_iter().take(take));
+    batch
+}
+
+/// `ref ← α · policy + (1 − α) · ref`, parameter by parameter (TRL's `SyncRefModelCallback`).
+fn mix<B: Backend>(
+    reference: TransformerPolicy<B>,
+    policy: &TransformerPolicy<B>,
+    alpha: f64,
+) -> TransformerPolicy<B> {
+    struct Collect<B: Backend>(Vec<Tensor<B, 1>>);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Collect<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let t = param.val();
+            let n = t.shape().num_elements();
+            self.0.push(t.reshape([n]));
+        }
+    }
+    struct Mix<B: Backend> {
+        policy: std::vec::IntoIter<Tensor<B, 1>>,
+        alpha: f64,
+    }
+    impl<B: Backend> ModuleMapper<B> for Mix<B> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, tensor, mapper) = param.consume();
+            let shape = tensor.shape();
+            let p = self
+                .policy
+                .next()
+                .map(|p| p.reshape(shape.clone()))
+                .unwrap_or_else(|| tensor.clone());
+            let mixed = p.mul_scalar(self.alpha) + tensor.mul_scalar(1.0 - self.alpha);
+            Param::from_mapped_value(id, mixed, mapper)
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    policy.visit(&mut collect);
+    reference.map(&mut Mix {
+        policy: collect.0.into_iter(),
+        alpha,
+    })
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+fn mean_usize(xs: &[usize]) -> f64 {
+    xs.iter().sum::<usize>() as f64 / xs.len().max(1) as f64
+}
+
+/// Fisher-Yates with the run's generator.
+fn shuffle(v: &mut [usize], rng: &mut NpRandom) {
+    for i in (1..v.len()).rev() {
+        let j = rng.integers(i as u64 + 1) as usize;
+        v.swap(i, j);
+    }
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "converted to f32 first: reading f32 cannot fail"
+)]
+fn host<Bk: Backend>(t: Tensor<Bk, 2>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("float tensor")
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "converted to f32 first: reading f32 cannot fail"
+)]
+fn host1<Bk: Backend>(t: Tensor<Bk, 1>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("float tensor")
+}

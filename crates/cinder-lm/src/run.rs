@@ -1,0 +1,304 @@
+//! A whole RL-tuning run of a prompt task, TRL's workflow end to end: the held-out and
+//! out-of-distribution sets, the supervised warm start (stopped early), its evaluation, GRPO (or
+//! RLOO) from it with the warm start as the reference, periodic held-out evaluations, and a run
+//! directory with `config.json`, `metrics.jsonl` (one line per warm-start check and per RL step)
+//! and `summary.json` (`accuracy_before`, `accuracy_after` and the OOD split's).
+
+use crate::error::LmError;
+use crate::evaluate::{Accuracy, accuracy};
+use crate::grpo::{Grpo, GrpoConfig};
+use crate::model::TransformerPolicyConfig;
+use crate::sft::{SftConfig, adam, sft_step};
+use crate::task::{ProblemSampler, ProblemSet, Rewards, Task};
+use burn::config::Config;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use cinder_rl::run::RunDir;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Seeds of the evaluation sets, far from any training seed.
+const HELD_OUT_SEED: u64 = 0x5EED_0001;
+const OOD_SEED: u64 = 0x5EED_0002;
+
+/// The configuration of a run (see the [module docs](self)).
+#[derive(Config, Debug, PartialEq)]
+pub struct SequenceRunConfig {
+    /// The task.
+    #[config(default = "Task::Addition")]
+    pub task: Task,
+    /// Shortest training problems (digits per operand, digits, letters).
+    #[config(default = 3)]
+    pub min_length: usize,
+    /// Longest training problems, and the held-out set's length; the OOD set is one longer.
+    #[config(default = 3)]
+    pub length: usize,
+    /// Seed of the policy's initialisation, the training problems and the sampling.
+    #[config(default = 1)]
+    pub seed: u64,
+    /// Problems in the held-out and in the OOD set.
+    #[config(default = 200)]
+    pub eval_problems: usize,
+    /// Samples per problem for pass@1 and pass@k in the final evaluations.
+    #[config(default = 8)]
+    pub pass_k: usize,
+    /// RL steps (generation batches).
+    #[config(default = 500)]
+    pub rl_steps: usize,
+    /// RL steps between held-out evaluations (greedy accuracy only).
+    #[config(default = 50)]
+    pub eval_every: usize,
+    /// Built-in reward functions (TRL's `reward_funcs`): `exact_match`, `partial_credit`,
+    /// `format`. Partial credit per answer position gives a signal to completions that are
+    /// nearly right (with exact match alone, 3-digit addition improved about half as fast).
+    #[config(default = "vec![\"exact_match\".to_string(), \"partial_credit\".to_string()]")]
+    pub reward_funcs: Vec<String>,
+    /// Their weights (`None`: all 1).
+    #[config(default = "None")]
+    pub reward_weights: Option<Vec<f64>>,
+    /// The policy.
+    #[config(default = "TransformerPolicyConfig::new()")]
+    pub model: TransformerPolicyConfig,
+    /// The warm start: stopped once the held-out accuracy reaches 0.3 (checked every 10
+    /// steps; accuracy jumps quickly once the model starts to solve the task).
+    #[config(default = "SftConfig::new().with_stop_at_accuracy(0.3).with_eval_every(10)")]
+    pub sft: SftConfig,
+    /// GRPO (or RLOO, with `baseline = leave_one_out`). TRL's defaults except: learning rate
+    /// 3e-4 (for a 0.1M-parameter model), β 0 (TRL's default; set it to use the warm start as
+    /// a KL reference), 32 prompts per step and μ = 2 passes over each generation batch.
+    #[config(
+        default = "GrpoConfig::new().with_learning_rate(3e-4).with_beta(0.0).with_prompts_per_step(32).with_num_iterations(2)"
+    )]
+    pub grpo: GrpoConfig,
+}
+
+impl SequenceRunConfig {
+    /// Checks the run's settings (and its parts'); the error says what to change.
+    pub fn validate(&self) -> crate::Result<()> {
+        self.model.validate()?;
+        self.sft.validate()?;
+        self.grpo.validate()?;
+        if self.min_length == 0 || self.min_length > self.length || self.eval_problems == 0 {
+            return Err(LmError::InvalidConfig(format!(
+                "need 1 <= min_length <= length and eval_problems >= 1 (got {}, {}, {})",
+                self.min_length, self.length, self.eval_problems
+            )));
+        }
+        // The longest OOD problem must fit the completion budget and the context.
+        let (prompt, answer) = self.task.max_text_lengths(self.length + 1);
+        if self.grpo.max_completion_length < answer + 1 {
+            return Err(LmError::InvalidConfig(format!(
+                "max_completion_length ({}) is shorter than the longest {} answer at length {} \
+                 plus EOS ({})",
+                self.grpo.max_completion_length,
+                self.task.name(),
+                self.length + 1,
+                answer + 1
+            )));
+        }
+        if prompt + 1 + self.grpo.max_completion_length > self.model.max_len {
+            return Err(LmError::ContextOverflow {
+                length: prompt + 1 + self.grpo.max_completion_length,
+                prompt: prompt + 1,
+                completion: self.grpo.max_completion_length,
+                context: self.model.max_len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a run reached, written to `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceRunSummary {
+    /// The task's name.
+    pub task: String,
+    /// Held-out greedy exact-match accuracy of the warm-start policy.
+    pub accuracy_before: f64,
+    /// Held-out greedy exact-match accuracy of the final policy.
+    pub accuracy_after: f64,
+    /// The OOD split's, before RL.
+    pub ood_accuracy_before: f64,
+    /// The OOD split's, after RL.
+    pub ood_accuracy_after: f64,
+    /// The warm start's full held-out evaluation.
+    pub held_out_before: Accuracy,
+    /// The final policy's full held-out evaluation.
+    pub held_out_after: Accuracy,
+    /// The final policy's OOD evaluation.
+    pub ood_after: Accuracy,
+    /// Warm-start gradient steps taken.
+    pub sft_steps: usize,
+    /// RL steps taken.
+    pub rl_steps: u64,
+    /// Seconds of the warm start.
+    pub sft_seconds: f64,
+    /// Seconds of RL (evaluations included).
+    pub rl_seconds: f64,
+    /// Completion tokens sampled per second during RL (median over steps).
+    pub tokens_per_second: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+enum MetricsLine<'a> {
+    Sft {
+        step: usize,
+        loss: f64,
+        held_out_accuracy: Option<f64>,
+    },
+    Rl {
+        #[serde(flatten)]
+        metrics: &'a crate::grpo::GrpoMetrics,
+        held_out_accuracy: Option<f64>,
+    },
+}
+
+/// Runs `config` on `device`, writing the run directory `out` when given; `log` receives a
+/// human-readable line now and then (progress, a few sampled completions).
+pub fn run<B: AutodiffBackend>(
+    config: &SequenceRunConfig,
+    device: &B::Device,
+    out: Option<&Path>,
+    log: &mut dyn FnMut(&str),
+) -> crate::Result<SequenceRunSummary> {
+    config.validate()?;
+    let mut dir = out.map(|p| RunDir::create(p, config)).transpose()?;
+    let task = config.task;
+    let max_c = config.grpo.max_completion_length;
+    let held_out = ProblemSet::generate(
+        task,
+        config.length..=config.length,
+        config.eval_problems,
+        HELD_OUT_SEED,
+    )?;
+    let ood = ProblemSet::generate(
+        task,
+        config.length + 1..=config.length + 1,
+        config.eval_problems,
+        OOD_SEED,
+    )?;
+    let mut sampler = ProblemSampler::new(
+        task,
+        config.min_length..=config.length,
+        config.seed,
+        &[&held_out, &ood],
+    )?;
+    B::seed(device, config.seed);
+    let mut policy = config.model.init::<B>(device)?;
+
+    // The warm start.
+    let start = Instant::now();
+    let mut optimizer = adam::<B>();
+    let mut sft_steps = 0;
+    for step in 1..=config.sft.max_steps {
+        let (next, loss) = sft_step(
+            policy,
+            &mut optimizer,
+            &mut sampler,
+            &config.sft,
+            step as u64,
+        )?;
+        policy = next;
+        sft_steps = step;
+        let check = step % config.sft.eval_every == 0 || step == config.sft.max_steps;
+        let acc = if check {
+            Some(accuracy(&policy.valid(), &held_out, max_c, 0, config.seed)?.exact_match)
+        } else {
+            None
+        };
+        if let Some(d) = dir.as_mut() {
+            d.append_metrics(&MetricsLine::Sft {
+                step,
+                loss,
+                held_out_accuracy: acc,
+            })?;
+        }
+        if let Some(a) = acc {
+            log(&format!(
+                "warm start step {step}: loss {loss:.3}, held-out accuracy {a:.3}"
+            ));
+            if a >= config.sft.stop_at_accuracy {
+                break;
+            }
+        }
+    }
+    let sft_seconds = start.elapsed().as_secs_f64();
+    let before = accuracy(
+        &policy.valid(),
+        &held_out,
+        max_c,
+        config.pass_k,
+        config.seed,
+    )?;
+    let ood_before = accuracy(&policy.valid(), &ood, max_c, 0, config.seed)?;
+    log(&format!(
+        "warm start: {sft_steps} steps, {sft_seconds:.1} s; held-out accuracy {:.3}, OOD {:.3}",
+        before.exact_match, ood_before.exact_match
+    ));
+
+    // RL from the warm start (also the reference).
+    let start = Instant::now();
+    let rewards = Rewards::builtin(&config.reward_funcs, config.reward_weights.clone(), task)?;
+    let mut grpo = Grpo::new(config.grpo.clone(), policy, sampler, rewards, config.seed)?;
+    let mut speeds = Vec::with_capacity(config.rl_steps);
+    for step in 1..=config.rl_steps {
+        let metrics = grpo.step()?;
+        speeds.push(metrics.tokens_per_second);
+        let acc = if step % config.eval_every == 0 {
+            let a = accuracy(&grpo.policy().valid(), &held_out, max_c, 0, config.seed)?.exact_match;
+            log(&format!(
+                "RL step {step}: reward {:.3}, held-out accuracy {a:.3}, kl {:.4}, {:.0} tokens/s",
+                metrics.reward, metrics.kl, metrics.tokens_per_second
+            ));
+            Some(a)
+        } else {
+            None
+        };
+        if let Some(d) = dir.as_mut() {
+            d.append_metrics(&MetricsLine::Rl {
+                metrics: &metrics,
+                held_out_accuracy: acc,
+            })?;
+        }
+    }
+    let after = accuracy(
+        &grpo.policy().valid(),
+        &held_out,
+        max_c,
+        config.pass_k,
+        config.seed,
+    )?;
+    let ood_after = accuracy(
+        &grpo.policy().valid(),
+        &ood,
+        max_c,
+        config.pass_k,
+        config.seed,
+    )?;
+    let rl_seconds = start.elapsed().as_secs_f64();
+    speeds.sort_by(f64::total_cmp);
+    let summary = SequenceRunSummary {
+        task: task.name().into(),
+        accuracy_before: before.exact_match,
+        accuracy_after: after.exact_match,
+        ood_accuracy_before: ood_before.exact_match,
+        ood_accuracy_after: ood_after.exact_match,
+        held_out_before: before,
+        held_out_after: after,
+        ood_after,
+        sft_steps,
+        rl_steps: grpo.steps(),
+        sft_seconds,
+        rl_seconds,
+        tokens_per_second: speeds.get(speeds.len() / 2).copied().unwrap_or(0.0),
+    };
+    if let Some(d) = &dir {
+        let json = serde_json::to_vec_pretty(&summary)
+            .map_err(|e| LmError::InvalidConfig(format!("the summary does not serialise: {e}")))?;
+        cinder_rl::checkpoint::write_file_atomic(&d.path().join("summary.json"), &json)?;
+    }
+    Ok(summary)
+}
