@@ -44,7 +44,8 @@ impl SftConfig {
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite())
             || self.batch_size == 0
             || self.eval_every == 0
-            || self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0
+            || self.max_grad_norm.is_nan()
+            || self.max_grad_norm <= 0.0
         {
             return Err(LmError::InvalidConfig(format!(
                 "the warm start needs learning_rate > 0, batch_size >= 1, eval_every >= 1 and \
