@@ -225,15 +225,7 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
     }
     let config = crate::presets::resolve_sequence(args.config.as_deref(), &sets)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!(
-            "runs/{}_{}-s{}-{now}",
-            config.task.name(),
-            args.algo,
-            config.seed
-        ))
+        runner::timestamped_run_dir(config.task.name(), &args.algo, config.seed)
     });
     let quiet = args.quiet;
     let summary = runner::train_sequence(

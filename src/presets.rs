@@ -235,12 +235,7 @@ pub fn resolve_layers(
         )?;
     }
     if let Some(path) = config_file {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        let origin = path.display().to_string();
-        let mut table = parse_toml(&text, &origin)?;
+        let (mut table, origin) = read_toml_file(path)?;
         // A table named after the env applies to that env; other envs' tables are skipped.
         if let Value::Object(map) = &mut table {
             let env_table = map.remove(env_id);
@@ -290,12 +285,8 @@ pub fn resolve_sequence(
     let mut json = serde_json::to_value(cinder_lm::run::SequenceRunConfig::new())
         .map_err(|e| Error::Config(format!("the defaults do not serialise: {e}")))?;
     if let Some(path) = config_file {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        let origin = path.display().to_string();
-        overlay(&mut json, &parse_toml(&text, &origin)?, "", &origin)?;
+        let (table, origin) = read_toml_file(path)?;
+        overlay(&mut json, &table, "", &origin)?;
     }
     apply_sets(&mut json, sets)?;
     let config: cinder_lm::run::SequenceRunConfig = deserialize(json)?;
@@ -306,6 +297,16 @@ pub fn resolve_sequence(
 fn deserialize<C: serde::de::DeserializeOwned>(json: Value) -> Result<C, Error> {
     serde_json::from_value(json)
         .map_err(|e| Error::Config(format!("the configuration does not fit: {e}")))
+}
+
+/// Reads the TOML file at `path` into JSON, with its name for error messages.
+fn read_toml_file(path: &Path) -> Result<(Value, String), Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let origin = path.display().to_string();
+    Ok((parse_toml(&text, &origin)?, origin))
 }
 
 /// Parses TOML text into JSON.

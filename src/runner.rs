@@ -130,10 +130,15 @@ impl RunInfo {
 /// The directory a run is written to when none is given:
 /// `runs/<env>_<algorithm>-s<seed>-<unix time>`.
 pub fn default_run_dir(env_id: &str, algorithm: Algorithm, seed: u64) -> PathBuf {
+    let name = env_id.split('-').next().unwrap_or(env_id).to_lowercase();
+    timestamped_run_dir(&name, algorithm.name(), seed)
+}
+
+/// `runs/<name>_<algorithm>-s<seed>-<unix time>`: a new run directory's default path.
+pub fn timestamped_run_dir(name: &str, algorithm: &str, seed: u64) -> PathBuf {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let name = env_id.split('-').next().unwrap_or(env_id).to_lowercase();
     PathBuf::from(format!("runs/{name}_{algorithm}-s{seed}-{now}"))
 }
 

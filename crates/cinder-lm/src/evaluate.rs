@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::model::TransformerPolicy;
 use crate::sampling::{SamplingConfig, sample};
 use crate::task::{CompletionText, ExactMatch, ProblemSet, RewardFunction};
-use crate::vocab::{decode, encode_prompt};
+use crate::vocab::encode_prompt;
 use burn::tensor::backend::Backend;
 use cinder_env::rng::NpRandom;
 use serde::{Deserialize, Serialize};
@@ -55,11 +55,8 @@ pub fn accuracy<B: Backend>(
     let mut seen = Vec::<usize>::new();
     for (problems, prompts) in set.problems.chunks(CHUNK).zip(prompts.chunks(CHUNK)) {
         let out = sample(policy, prompts, &greedy, &mut rng, true)?;
-        for ((problem, tokens), &terminated) in
-            problems.iter().zip(&out.tokens).zip(&out.terminated)
-        {
-            let (text, _) = decode(tokens)?;
-            let completion = CompletionText { text, terminated };
+        for (problem, tokens) in problems.iter().zip(&out.tokens) {
+            let completion = CompletionText::from_tokens(tokens)?;
             exact += usize::from(ExactMatch.score(problem, &completion) == 1.0);
             for (j, a) in problem.answer.chars().enumerate() {
                 if right.len() <= j {
@@ -92,11 +89,7 @@ pub fn accuracy<B: Backend>(
             for (i, problem) in problems.iter().enumerate() {
                 let mut hits = 0usize;
                 for s in i * k..(i + 1) * k {
-                    let (text, _) = decode(&out.tokens[s])?;
-                    let completion = CompletionText {
-                        text,
-                        terminated: out.terminated[s],
-                    };
+                    let completion = CompletionText::from_tokens(&out.tokens[s])?;
                     hits += usize::from(ExactMatch.score(problem, &completion) == 1.0);
                 }
                 correct_fraction += hits as f64 / k as f64;

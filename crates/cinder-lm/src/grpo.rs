@@ -18,7 +18,7 @@ use crate::model::TransformerPolicy;
 use crate::sampling::{SamplingConfig, sample};
 use crate::sft::{PolicyOptimizer, adam};
 use crate::task::{CompletionText, Problem, ProblemSampler, Rewards};
-use crate::vocab::{decode, encode_prompt};
+use crate::vocab::encode_prompt;
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::optim::{GradientsParams, Optimizer};
@@ -28,6 +28,7 @@ use cinder_env::rng::NpRandom;
 use cinder_rl::advantages::{GroupScale, group_relative, group_statistics, leave_one_out};
 use cinder_rl::gradients::clip_grad_norm;
 use cinder_rl::losses::{KlEstimator, LossAggregation, Surrogate, aggregate, kl_estimate};
+use cinder_rl::tensors::read;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -345,13 +346,10 @@ impl<B: AutodiffBackend> Grpo<B> {
         let seconds = start.elapsed().as_secs_f64();
         let mut rewards = Vec::with_capacity(problems.len());
         let mut per_function = Vec::with_capacity(problems.len());
-        for ((problem, tokens), &terminated) in
-            problems.iter().zip(&out.tokens).zip(&out.terminated)
-        {
-            let (text, _) = decode(tokens)?;
+        for (problem, tokens) in problems.iter().zip(&out.tokens) {
             let r = self
                 .rewards
-                .score(problem, &CompletionText { text, terminated })?;
+                .score(problem, &CompletionText::from_tokens(tokens)?)?;
             rewards.push(r.total);
             per_function.push(r.per_function);
         }
@@ -405,32 +403,55 @@ impl<B: AutodiffBackend> Grpo<B> {
                 let missing = n_prompts * g - batch.rewards.len();
                 batch = append(batch, more, missing);
             }
-            if batch.rewards.is_empty() {
-                // Every group agreed in every round: nothing to learn from this step.
-                self.step += 1;
-                return Ok(GrpoMetrics {
-                    step: self.step,
-                    reward,
-                    reward_std,
-                    rewards: per_function_means,
-                    frac_reward_zero_std: frac_zero,
-                    mean_length: mean_usize(&lengths),
-                    min_length: lengths.iter().copied().min().unwrap_or(0),
-                    max_length: lengths.iter().copied().max().unwrap_or(0),
-                    clipped_ratio,
-                    clip_low: 0.0,
-                    clip_high: 0.0,
-                    clip_region: 0.0,
-                    kl: 0.0,
-                    entropy: 0.0,
-                    grad_norm: 0.0,
-                    loss: 0.0,
-                    refill_rounds,
-                    tokens_per_second: tokens as f64 / gen_seconds.max(1e-9),
-                    step_seconds: start.elapsed().as_secs_f64(),
-                });
-            }
         }
+        // Every group agreed in every round (dynamic sampling): nothing to learn from this step.
+        let update = if batch.rewards.is_empty() {
+            None
+        } else {
+            Some(self.update(&batch)?)
+        };
+        self.step += 1;
+        if update.is_some()
+            && self.config.sync_ref_model
+            && self.step % self.config.ref_model_sync_steps as u64 == 0
+            && let Some(reference) = self.reference.take()
+        {
+            self.reference = Some(mix(
+                reference,
+                &self.policy.valid(),
+                self.config.ref_model_mixup_alpha,
+            ));
+        }
+        let sums = update.unwrap_or_default();
+        let tokens_counted = sums.tokens.max(1.0);
+        Ok(GrpoMetrics {
+            step: self.step,
+            reward,
+            reward_std,
+            rewards: per_function_means,
+            frac_reward_zero_std: frac_zero,
+            mean_length: mean_usize(&lengths),
+            min_length: lengths.iter().copied().min().unwrap_or(0),
+            max_length: lengths.iter().copied().max().unwrap_or(0),
+            clipped_ratio,
+            clip_low: sums.clip_low / tokens_counted,
+            clip_high: sums.clip_high / tokens_counted,
+            clip_region: (sums.clip_low + sums.clip_high) / tokens_counted,
+            kl: sums.kl / tokens_counted,
+            entropy: sums.entropy / tokens_counted,
+            grad_norm: sums.grad_norm,
+            loss: sums.loss / sums.gradient_steps.max(1) as f64,
+            refill_rounds,
+            tokens_per_second: tokens as f64 / gen_seconds.max(1e-9),
+            step_seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The update on a scored generation batch: advantages, the rollout policy's and the
+    /// reference's log-probs, then `num_iterations` passes of `steps_per_generation` gradient
+    /// steps; the policy and Adam are put back if one fails.
+    fn update(&mut self, batch: &Generation) -> crate::Result<Sums> {
+        let g = self.config.num_generations;
         let advantages: Vec<f32> = match self.config.baseline {
             Baseline::GroupMean => group_relative(
                 &batch.rewards,
@@ -455,16 +476,16 @@ impl<B: AutodiffBackend> Grpo<B> {
         let device = self.policy.device();
         // The rollout policy's and the reference's log-probs, without gradients.
         let reuse = self.config.num_iterations > 1 || self.config.steps_per_generation > 1;
-        let inner = self.policy.valid();
         let old = if reuse {
-            Some(host(
+            let inner = self.policy.valid();
+            Some(read(
                 completion_log_probs(&inner, &batch.prompts, &batch.completions)?.log_probs,
             ))
         } else {
             None
         };
         let reference = match &self.reference {
-            Some(r) => Some(host(
+            Some(r) => Some(read(
                 completion_log_probs(r, &batch.prompts, &batch.completions)?.log_probs,
             )),
             None => None,
@@ -481,14 +502,12 @@ impl<B: AutodiffBackend> Grpo<B> {
         let minibatch = n / self.config.steps_per_generation.min(n).max(1);
         let mut order: Vec<usize> = (0..n).collect();
         let mut sums = Sums::default();
-        let mut losses = Vec::new();
-        let mut grad_norm = 0.0;
         for _ in 0..self.config.num_iterations {
             shuffle(&mut order, &mut self.rng);
             for chunk in order.chunks(minibatch.max(1)) {
                 let result = self.gradient_step(
                     chunk,
-                    &batch,
+                    batch,
                     &advantages,
                     &keep,
                     old.as_deref(),
@@ -498,51 +517,13 @@ impl<B: AutodiffBackend> Grpo<B> {
                     &device,
                     &mut sums,
                 );
-                match result {
-                    Ok((loss, norm)) => {
-                        losses.push(loss);
-                        grad_norm = norm;
-                    }
-                    Err(e) => {
-                        (self.policy, self.optimizer) = snapshot;
-                        return Err(e);
-                    }
+                if let Err(e) = result {
+                    (self.policy, self.optimizer) = snapshot;
+                    return Err(e);
                 }
             }
         }
-        self.step += 1;
-        if self.config.sync_ref_model
-            && self.step % self.config.ref_model_sync_steps as u64 == 0
-            && let Some(reference) = self.reference.take()
-        {
-            self.reference = Some(mix(
-                reference,
-                &self.policy.valid(),
-                self.config.ref_model_mixup_alpha,
-            ));
-        }
-        let tokens_counted = sums.tokens.max(1.0);
-        Ok(GrpoMetrics {
-            step: self.step,
-            reward,
-            reward_std,
-            rewards: per_function_means,
-            frac_reward_zero_std: frac_zero,
-            mean_length: mean_usize(&lengths),
-            min_length: lengths.iter().copied().min().unwrap_or(0),
-            max_length: lengths.iter().copied().max().unwrap_or(0),
-            clipped_ratio,
-            clip_low: sums.clip_low / tokens_counted,
-            clip_high: sums.clip_high / tokens_counted,
-            clip_region: (sums.clip_low + sums.clip_high) / tokens_counted,
-            kl: sums.kl / tokens_counted,
-            entropy: sums.entropy / tokens_counted,
-            grad_norm,
-            loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
-            refill_rounds,
-            tokens_per_second: tokens as f64 / gen_seconds.max(1e-9),
-            step_seconds: start.elapsed().as_secs_f64(),
-        })
+        Ok(sums)
     }
 
     /// One gradient step on the completions `rows` of the generation batch.
@@ -559,7 +540,7 @@ impl<B: AutodiffBackend> Grpo<B> {
         generation_tokens: usize,
         device: &B::Device,
         sums: &mut Sums,
-    ) -> crate::Result<(f64, f64)> {
+    ) -> crate::Result<()> {
         let prompts: Vec<Vec<u32>> = rows.iter().map(|&r| batch.prompts[r].clone()).collect();
         let completions: Vec<Vec<u32>> =
             rows.iter().map(|&r| batch.completions[r].clone()).collect();
@@ -583,7 +564,8 @@ impl<B: AutodiffBackend> Grpo<B> {
             }
         }
         let t2 = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [b, c]), device);
-        let mask = t2(mask);
+        let host_mask = mask;
+        let mask = t2(host_mask.clone());
         let log_probs = out.log_probs.reshape([b * c]);
         let old_lp = match old {
             Some(o) => t2(gather(o)).reshape([b * c]),
@@ -622,18 +604,17 @@ impl<B: AutodiffBackend> Grpo<B> {
                 .sum()
                 .div_scalar(generation_tokens.max(1) as f32),
         };
-        // Diagnostics, read once: the loss, masked sums of entropy and KL, the ratios.
+        // Diagnostics, read once: the loss and the masked sums of entropy and KL, then the
+        // ratios.
         let ratio = (log_probs.detach() - old_lp).exp();
-        let host_loss = host1(loss.clone().detach());
-        let host_ratio = host1(ratio);
-        let host_mask = host(mask.clone());
-        let entropy = host1((out.entropy.detach() * mask.clone()).sum());
+        let entropy = (out.entropy.detach() * mask.clone()).sum();
         let kl_sum = match kl {
-            Some(kl) => host1((kl.detach() * mask).sum()),
-            None => vec![0.0],
+            Some(kl) => (kl.detach() * mask).sum(),
+            None => Tensor::zeros([1], device),
         };
-        let loss_value = f64::from(host_loss[0]);
-        cinder_rl::RlError::ensure_finite(self.step + 1, "GRPO loss", host_loss[0])?;
+        let scalars = read(Tensor::cat(vec![loss.clone().detach(), entropy, kl_sum], 0));
+        let host_ratio = read(ratio);
+        cinder_rl::RlError::ensure_finite(self.step + 1, "GRPO loss", scalars[0])?;
         let (eps_low, eps_high) = match self.config.surrogate() {
             Surrogate::Clipped {
                 clip_low,
@@ -648,21 +629,25 @@ impl<B: AutodiffBackend> Grpo<B> {
                 sums.clip_high += f64::from(u8::from(r > 1.0 + eps_high && a > 0.0));
             }
         }
-        sums.entropy += f64::from(entropy[0]);
-        sums.kl += f64::from(kl_sum[0]);
+        sums.entropy += f64::from(scalars[1]);
+        sums.kl += f64::from(scalars[2]);
         let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
         let (grads, norm) =
             clip_grad_norm::<B, _>(&self.policy, grads, self.config.max_grad_norm, device);
-        let norm = host1(norm)[0];
+        let norm = read(norm)[0];
         cinder_rl::RlError::ensure_finite(self.step + 1, "GRPO gradient norm", norm)?;
         self.policy = self
             .optimizer
             .step(self.config.learning_rate, self.policy.clone(), grads);
-        Ok((loss_value, f64::from(norm)))
+        sums.loss += f64::from(scalars[0]);
+        sums.grad_norm = f64::from(norm);
+        sums.gradient_steps += 1;
+        Ok(())
     }
 }
 
-/// Masked sums of one step's diagnostics.
+/// One update's diagnostics: masked sums over its tokens, the sum of its losses, its gradient
+/// steps and the last one's gradient norm.
 #[derive(Debug, Default)]
 struct Sums {
     tokens: f64,
@@ -670,6 +655,9 @@ struct Sums {
     clip_high: f64,
     entropy: f64,
     kl: f64,
+    loss: f64,
+    gradient_steps: usize,
+    grad_norm: f64,
 }
 
 /// The groups of `batch` whose rewards do not all agree.
@@ -768,26 +756,4 @@ fn shuffle(v: &mut [usize], rng: &mut NpRandom) {
         let j = rng.integers(i as u64 + 1) as usize;
         v.swap(i, j);
     }
-}
-
-#[allow(
-    clippy::expect_used,
-    reason = "converted to f32 first: reading f32 cannot fail"
-)]
-fn host<Bk: Backend>(t: Tensor<Bk, 2>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("float tensor")
-}
-
-#[allow(
-    clippy::expect_used,
-    reason = "converted to f32 first: reading f32 cannot fail"
-)]
-fn host1<Bk: Backend>(t: Tensor<Bk, 1>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("float tensor")
 }

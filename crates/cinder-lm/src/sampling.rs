@@ -13,6 +13,7 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use cinder_env::rng::NpRandom;
+use cinder_rl::tensors::read;
 
 /// How completions are sampled (TRL's generation settings).
 #[derive(Config, Debug, PartialEq)]
@@ -92,7 +93,7 @@ pub fn sample<B: Backend>(
         last_position(logits)
     };
     for step in 0..config.max_completion_length {
-        let logits = read_rows(last);
+        let logits = read(last);
         let vocab = policy.vocab_size();
         let mut fed = Vec::with_capacity(n);
         for (i, row) in logits.chunks(vocab).enumerate() {
@@ -151,17 +152,6 @@ pub(crate) fn check_context<B: Backend>(
 fn last_position<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
     let [b, w, v] = logits.dims();
     logits.narrow(1, w - 1, 1).reshape([b, v])
-}
-
-#[allow(
-    clippy::expect_used,
-    reason = "converted to f32 first: reading f32 cannot fail"
-)]
-fn read_rows<B: Backend>(t: Tensor<B, 2>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("float tensor")
 }
 
 /// The sampling distribution of one row of logits after temperature, top-k and top-p

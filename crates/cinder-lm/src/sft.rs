@@ -13,6 +13,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use cinder_rl::gradients::clip_grad_norm;
+use cinder_rl::tensors::read;
 
 /// The warm start's settings.
 #[derive(Config, Debug, PartialEq)]
@@ -88,17 +89,11 @@ pub fn sft_step<B: AutodiffBackend>(
     let out = completion_log_probs(&policy, &prompts, &answers)?;
     // The token-level mean of −log π over every answer token of the batch.
     let loss = (out.log_probs * out.mask.clone()).sum().neg() / out.mask.sum();
-    let value = f64::from(
-        loss.clone()
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| LmError::InvalidConfig(format!("reading the loss: {e:?}")))?[0],
-    );
-    cinder_rl::RlError::ensure_finite(step, "supervised loss", value as f32)?;
+    let value = read(loss.clone().detach())[0];
+    cinder_rl::RlError::ensure_finite(step, "supervised loss", value)?;
     let device = policy.device();
     let grads = GradientsParams::from_grads(loss.backward(), &policy);
     let (grads, _norm) = clip_grad_norm::<B, _>(&policy, grads, config.max_grad_norm, &device);
     let policy = optimizer.step(config.learning_rate, policy, grads);
-    Ok((policy, value))
+    Ok((policy, f64::from(value)))
 }

@@ -276,6 +276,15 @@ pub struct CompletionText {
     pub terminated: bool,
 }
 
+impl CompletionText {
+    /// The text of sampled completion tokens (up to the first `EOS`) and whether an `EOS`
+    /// ended them.
+    pub fn from_tokens(tokens: &[u32]) -> Result<Self> {
+        let (text, terminated) = crate::vocab::decode(tokens)?;
+        Ok(Self { text, terminated })
+    }
+}
+
 /// A reward function: scores a completion of a problem (TRL's `reward_funcs`). Implement it for
 /// your own rewards; the built-ins are [`ExactMatch`], [`PartialCredit`] and [`Format`].
 pub trait RewardFunction: Send + Sync {

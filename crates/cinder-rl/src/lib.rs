@@ -63,6 +63,6 @@ pub mod policy_gradient;
 pub mod ppo;
 pub mod reinforce;
 pub mod run;
-mod tensors;
+pub mod tensors;
 
 pub use error::{Result, RlError};

@@ -1,4 +1,5 @@
-//! Moving host data to tensors and back (crate-internal helpers shared by the learners).
+//! Moving host data to tensors and back: [`read`] is public (Cinder's other crates read tensors
+//! with it); the rest are crate-internal helpers shared by the learners.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -30,7 +31,7 @@ pub(crate) fn indices1<Bk: Backend>(data: &[f32], device: &Bk::Device) -> Tensor
     clippy::expect_used,
     reason = "converted to f32 first: reading f32 cannot fail"
 )]
-pub(crate) fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
+pub fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .to_vec::<f32>()
