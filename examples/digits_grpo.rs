@@ -7,6 +7,7 @@
 //! cargo run --release --example digits_grpo                       # 3-digit addition, GRPO
 //! cargo run --release --example digits_grpo -- --task sort --algo rloo --seed 2
 //! cargo run --release --example digits_grpo -- --beta 0 --set grpo.num_iterations=2
+//! cargo run --release --example digits_grpo -- --resume runs/addition_grpo-s1-...  # after a stop
 //! ```
 //!
 //! A thin call of Cinder's runner (`cinder::runner::train_sequence`); flags: `--task`,
@@ -14,8 +15,10 @@
 //! `--num-generations`, `--beta`, `--learning-rate`, `--loss-type`, `--scale-rewards`,
 //! `--config FILE.toml`, `--set key=value` (any field of `SequenceRunConfig`, e.g.
 //! `grpo.epsilon_high=0.28`, `grpo.dynamic_sampling=true`, `reward_funcs=["exact_match",
-//! "partial_credit"]`), `--out`. The run directory holds config.json, metrics.jsonl (TRL's
-//! metric names) and summary.json (`accuracy_before`, `accuracy_after` and the OOD split's).
+//! "partial_credit"]`), `--out`, `--resume DIR` (with `--total-steps` to extend the run). The
+//! run directory holds config.json, metrics.jsonl (TRL's metric names), checkpoint.ckpt,
+//! summary.json (`accuracy_before`, `accuracy_after` and the OOD split's) and curves.svg. The
+//! same through the `cinder` command: `cinder train --algo grpo --task addition`.
 
 use anyhow::Result;
 use cinder::cli::SequenceArgs;

@@ -46,11 +46,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 20)]
     pub eval_episodes: usize,
     /// Write a checkpoint every this many updates (and at the end).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = RunArgs::CHECKPOINT_EVERY)]
     pub checkpoint_every: u64,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The default of `--checkpoint-every`.
+    pub const CHECKPOINT_EVERY: u64 = 50;
 }
 
 /// Trains `algorithm` on `env_id` as `args` say (or resumes `args.resume`), prints the outcome
@@ -133,9 +138,10 @@ pub fn print_summary(summary: &RunSummary) {
     }
 }
 
-/// The flags of a sequence run (a prompt task, warm start then GRPO or RLOO).
-#[derive(Args, Debug, Clone, Default)]
-pub struct SequenceArgs {
+/// The knobs of a sequence run that a control run does not have (shared by the
+/// `digits_grpo` example's [`SequenceArgs`] and `cinder train --task`).
+#[derive(Args, Debug, Clone, Default, PartialEq)]
+pub struct SequenceKnobs {
     /// The task: addition, sort or reverse.
     #[arg(long)]
     pub task: Option<String>,
@@ -143,18 +149,6 @@ pub struct SequenceArgs {
     /// OOD set is one longer.
     #[arg(long)]
     pub length: Option<usize>,
-    /// grpo (group-mean baseline) or rloo (leave-one-out baseline).
-    #[arg(long, default_value = "grpo")]
-    pub algo: String,
-    /// Seed of the policy, the problems and the sampling.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Backend: ndarray, wgpu or cuda, among those compiled in.
-    #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
-    pub backend: Option<BackendKind>,
-    /// RL steps (generation batches).
-    #[arg(long)]
-    pub total_steps: Option<u64>,
     /// G: completions per prompt.
     #[arg(long)]
     pub num_generations: Option<usize>,
@@ -170,6 +164,26 @@ pub struct SequenceArgs {
     /// group, batch or none.
     #[arg(long)]
     pub scale_rewards: Option<String>,
+}
+
+/// The flags of a sequence run (a prompt task, warm start then GRPO or RLOO).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SequenceArgs {
+    /// grpo (group-mean baseline) or rloo (leave-one-out baseline).
+    #[arg(long, default_value = "grpo")]
+    pub algo: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub knobs: SequenceKnobs,
+    /// Seed of the policy, the problems and the sampling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Backend: ndarray, wgpu or cuda, among those compiled in.
+    #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
+    pub backend: Option<BackendKind>,
+    /// RL steps (generation batches); with --resume, a larger budget extends the run.
+    #[arg(long)]
+    pub total_steps: Option<u64>,
     /// A TOML file of settings (top-level keys, `[grpo]`, `[sft]`, `[model]` tables).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -179,34 +193,80 @@ pub struct SequenceArgs {
     /// The run directory (default: runs/<task>_<algo>-s<seed>-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint (its own configuration; only
+    /// --total-steps and --backend may be given with it).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
 }
 
+impl SequenceArgs {
+    /// Which flags were given that a resumed run cannot take.
+    fn settings_given(&self) -> Vec<&'static str> {
+        let k = &self.knobs;
+        [
+            ("--task", k.task.is_some()),
+            ("--length", k.length.is_some()),
+            ("--num-generations", k.num_generations.is_some()),
+            ("--beta", k.beta.is_some()),
+            ("--learning-rate", k.learning_rate.is_some()),
+            ("--loss-type", k.loss_type.is_some()),
+            ("--scale-rewards", k.scale_rewards.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--config", self.config.is_some()),
+            ("--set", !self.sets.is_empty()),
+            ("--out", self.out.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| flag)
+        .collect()
+    }
+}
+
 /// Runs a sequence task as `args` say, prints the outcome and returns the summary.
 pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRunSummary, Error> {
+    let quiet = args.quiet;
+    let log = Box::new(move |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    });
+    let backend = args.backend.unwrap_or(BackendKind::NdArray);
+    if let Some(dir) = &args.resume {
+        let given = args.settings_given();
+        if !given.is_empty() {
+            return Err(Error::Config(format!(
+                "--resume continues a run with its own settings; drop {}",
+                given.join(", ")
+            )));
+        }
+        let steps = args.total_steps.map(|s| s as usize);
+        let summary = runner::resume_sequence(dir, backend, steps, log)?;
+        print_sequence_summary(&summary, dir);
+        return Ok(summary);
+    }
+    let k = &args.knobs;
     let mut sets = args.sets.clone();
     let mut push = |key: &str, value: Option<String>| {
         if let Some(v) = value {
             sets.insert(0, format!("{key}={v}"));
         }
     };
-    push("task", args.task.clone());
-    push("length", args.length.map(|l| l.to_string()));
+    push("task", k.task.clone());
+    push("length", k.length.map(|l| l.to_string()));
     push("seed", args.seed.map(|s| s.to_string()));
     push("rl_steps", args.total_steps.map(|s| s.to_string()));
     push(
         "grpo.num_generations",
-        args.num_generations.map(|g| g.to_string()),
+        k.num_generations.map(|g| g.to_string()),
     );
-    push("grpo.beta", args.beta.map(|b| b.to_string()));
-    push(
-        "grpo.learning_rate",
-        args.learning_rate.map(|l| l.to_string()),
-    );
-    push("grpo.loss_type", args.loss_type.clone());
-    push("grpo.scale_rewards", args.scale_rewards.clone());
+    push("grpo.beta", k.beta.map(|b| b.to_string()));
+    push("grpo.learning_rate", k.learning_rate.map(|l| l.to_string()));
+    push("grpo.loss_type", k.loss_type.clone());
+    push("grpo.scale_rewards", k.scale_rewards.clone());
     match args.algo.as_str() {
         "grpo" => {}
         "rloo" => sets.insert(0, "grpo.baseline=leave_one_out".into()),
@@ -218,7 +278,7 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
     }
     // Lengths first: a shorter or longer task moves the shortest training length with it
     // unless it is set too.
-    if let Some(l) = args.length
+    if let Some(l) = k.length
         && !sets.iter().any(|s| s.starts_with("min_length"))
     {
         sets.insert(0, format!("min_length={l}"));
@@ -227,17 +287,61 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
     let out = args.out.clone().unwrap_or_else(|| {
         runner::timestamped_run_dir(config.task.name(), &args.algo, config.seed)
     });
-    let quiet = args.quiet;
-    let summary = runner::train_sequence(
-        config,
-        args.backend.unwrap_or(BackendKind::NdArray),
-        Some(out.clone()),
-        Box::new(move |line: &str| {
-            if !quiet {
-                eprintln!("{line}");
-            }
-        }),
-    )?;
+    let summary = runner::train_sequence(config, backend, Some(out.clone()), log)?;
+    print_sequence_summary(&summary, &out);
+    Ok(summary)
+}
+
+/// Whether `dir` holds a sequence run (its `config.json` names a prompt task).
+pub fn is_sequence_run(dir: &std::path::Path) -> bool {
+    cinder_rl::run::RunDir::read_config::<serde_json::Value>(dir)
+        .is_ok_and(|c| c.get("task").is_some() && c.get("grpo").is_some())
+}
+
+/// `cinder train --task ...`: a sequence run with `cinder train`'s flags. `grpo` is GRPO,
+/// `reinforce` is REINFORCE with RLOO's leave-one-out baseline. `--checkpoint-every` counts RL
+/// steps; `--no-preset` is refused and `--eval-episodes` does not apply (a task run evaluates
+/// its held-out and OOD problem sets).
+pub fn train_task(
+    algorithm: Algorithm,
+    knobs: &SequenceKnobs,
+    args: &RunArgs,
+) -> Result<cinder_lm::run::SequenceRunSummary, Error> {
+    let algo = match algorithm {
+        Algorithm::Grpo => "grpo",
+        Algorithm::Reinforce => "rloo",
+        other => {
+            return Err(Error::Config(format!(
+                "{other} does not train sequence tasks yet: use --algo grpo or --algo reinforce \
+                 (RLOO)"
+            )));
+        }
+    };
+    if args.no_preset {
+        return Err(Error::Config(
+            "--no-preset applies to env runs; a task run starts from its defaults".into(),
+        ));
+    }
+    let mut sets = args.sets.clone();
+    if args.checkpoint_every != RunArgs::CHECKPOINT_EVERY {
+        sets.push(format!("checkpoint_every={}", args.checkpoint_every));
+    }
+    train_sequence(&SequenceArgs {
+        algo: algo.into(),
+        knobs: knobs.clone(),
+        seed: args.seed,
+        backend: args.backend,
+        total_steps: args.total_steps,
+        config: args.config.clone(),
+        sets,
+        out: args.out.clone(),
+        resume: args.resume.clone(),
+        quiet: args.quiet,
+    })
+}
+
+/// Prints a sequence run's outcome.
+fn print_sequence_summary(summary: &cinder_lm::run::SequenceRunSummary, dir: &std::path::Path) {
     println!(
         "{}: held-out exact match {:.3} -> {:.3} (OOD {:.3} -> {:.3}); warm start {} steps in \
          {:.1} s, RL {} steps in {:.1} s, {:.0} tokens/s",
@@ -252,6 +356,5 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
         summary.rl_seconds,
         summary.tokens_per_second
     );
-    println!("run directory: {}", out.display());
-    Ok(summary)
+    println!("run directory: {}", dir.display());
 }

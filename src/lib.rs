@@ -87,6 +87,7 @@ pub use cinder_lm as lm;
 pub use cinder_rl as rl;
 
 pub mod cli;
+pub mod plot;
 pub mod presets;
 pub mod runner;
 

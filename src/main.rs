@@ -5,14 +5,18 @@
 //! cinder train --algo ppo --env Pendulum-v1 [--seed N] [--backend B] [--total-steps N]
 //!              [--config FILE.toml] [--set key=value ...] [--out DIR] [--resume DIR]
 //!              [--eval-episodes N]
+//! cinder train --algo grpo|reinforce --task addition|sort|reverse [--length N]
+//!              [--num-generations G] [--beta B] [--learning-rate LR] [--loss-type T]
+//!              [--scale-rewards S] [--seed N] [--total-steps RL_STEPS] [--set key=value ...]
 //! cinder eval DIR [--episodes N] [--seed N]
+//! cinder plot DIR... [--out curves.svg] [--title T]
 //! cinder envs
 //! cinder presets [--algo ppo]
 //! ```
 
 use anyhow::Result;
 use cinder::backend::BackendKind;
-use cinder::cli::RunArgs;
+use cinder::cli::{RunArgs, SequenceKnobs};
 use cinder::env::registry::ids;
 use cinder::env::{Space, spec};
 use cinder::presets::{Algorithm, preset, preset_envs};
@@ -40,10 +44,14 @@ enum Command {
         #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>())]
         algo: Algorithm,
         /// A registered env id (`cinder envs` lists them).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "task")]
         env: Option<String>,
+        /// A prompt task instead of an env (`--task addition|sort|reverse`, with its knobs):
+        /// a supervised warm start, then GRPO or REINFORCE (RLOO) on sampled completions.
         #[command(flatten)]
-        run: RunArgs,
+        task: Box<SequenceKnobs>,
+        #[command(flatten)]
+        run: Box<RunArgs>,
     },
     /// Reload a run's policy (and normalisation statistics) and evaluate it greedily.
     Eval {
@@ -59,6 +67,19 @@ enum Command {
         #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
         backend: Option<BackendKind>,
     },
+    /// Draw the learning curves of sequence runs (reward and held-out accuracy against the RL
+    /// step, one line per run) into an SVG.
+    Plot {
+        /// Run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The SVG to write.
+        #[arg(long, default_value = "curves.svg")]
+        out: PathBuf,
+        /// The plot's title.
+        #[arg(long, default_value = "Sequence RL")]
+        title: String,
+    },
     /// The registered envs: spaces, time limit, reward threshold.
     Envs,
     /// The presets: which envs each algorithm has tuned hyperparameters for, and their source.
@@ -71,7 +92,26 @@ enum Command {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Train { algo, env, run } => {
+        Command::Train {
+            algo,
+            env,
+            task,
+            run,
+        } => {
+            let resumes_a_task = run
+                .resume
+                .as_deref()
+                .is_some_and(cinder::cli::is_sequence_run);
+            if task.task.is_some() || resumes_a_task {
+                cinder::cli::train_task(algo, &task, &run)?;
+                return Ok(());
+            }
+            if *task != SequenceKnobs::default() {
+                anyhow::bail!(
+                    "--length, --num-generations, --beta, --learning-rate, --loss-type and \
+                     --scale-rewards apply to --task runs"
+                );
+            }
             let env = match (env, &run.resume) {
                 (Some(env), _) => env,
                 (None, Some(dir)) => runner::RunInfo::read(dir)?.env_id,
@@ -96,6 +136,10 @@ fn main() -> Result<()> {
                 evaluation.mean_return,
                 evaluation.std_return
             );
+        }
+        Command::Plot { dirs, out, title } => {
+            cinder::plot::sequence_curves(&dirs, &out, &title)?;
+            println!("wrote {}", out.display());
         }
         Command::Envs => {
             println!(

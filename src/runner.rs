@@ -556,8 +556,54 @@ fn finish<L: Learner>(
     Ok(summary)
 }
 
+/// Continues the sequence run in `dir` from its checkpoint to `rl_steps` RL steps (`None`:
+/// its own budget), then evaluates it and rewrites `summary.json` (see
+/// [`cinder_lm::run::resume`]); `log` receives progress lines.
+pub fn resume_sequence(
+    dir: &Path,
+    backend: BackendKind,
+    rl_steps: Option<usize>,
+    log: Box<dyn FnMut(&str)>,
+) -> Result<cinder_lm::run::SequenceRunSummary, Error> {
+    struct ResumeTask {
+        dir: PathBuf,
+        rl_steps: Option<usize>,
+        log: Box<dyn FnMut(&str)>,
+    }
+    impl BackendTask for ResumeTask {
+        type Output = cinder_lm::Result<cinder_lm::run::SequenceRunSummary>;
+        fn run<B: AutodiffBackend>(mut self, device: B::Device) -> Self::Output {
+            cinder_lm::run::resume::<B>(&self.dir, self.rl_steps, &device, &mut *self.log)
+        }
+    }
+    let task = ResumeTask {
+        dir: dir.to_path_buf(),
+        rl_steps,
+        log,
+    };
+    let summary = dispatch(backend, task)??;
+    write_curves(dir, &summary)?;
+    Ok(summary)
+}
+
+/// Writes `curves.svg` (reward and held-out accuracy against the RL step) into a sequence
+/// run's directory.
+fn write_curves(dir: &Path, summary: &cinder_lm::run::SequenceRunSummary) -> Result<(), Error> {
+    let title = format!(
+        "{}: held-out exact match {:.3} -> {:.3} ({})",
+        summary.task,
+        summary.accuracy_before,
+        summary.accuracy_after,
+        dir.display()
+    );
+    crate::plot::sequence_curves(&[dir.to_path_buf()], &dir.join(CURVES), &title)
+}
+
+/// The learning curves' file in a sequence run's directory.
+pub const CURVES: &str = "curves.svg";
+
 /// Runs a sequence task (warm start, then GRPO or RLOO; [`cinder_lm::run`]) on `backend`,
-/// writing the run directory `out` when given; `log` receives progress lines. The one place the
+/// writing the run directory `out` when given (with `curves.svg`); `log` receives progress lines. The one place the
 /// sequence pipeline is instantiated per compiled backend.
 ///
 /// ```no_run
@@ -590,5 +636,16 @@ pub fn train_sequence(
             cinder_lm::run::run::<B>(&self.config, &device, self.out.as_deref(), &mut *self.log)
         }
     }
-    Ok(dispatch(backend, SequenceTask { config, out, log })??)
+    let summary = dispatch(
+        backend,
+        SequenceTask {
+            config,
+            out: out.clone(),
+            log,
+        },
+    )??;
+    if let Some(dir) = &out {
+        write_curves(dir, &summary)?;
+    }
+    Ok(summary)
 }

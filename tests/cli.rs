@@ -398,3 +398,74 @@ fn every_preset_resolves_and_says_where_it_comes_from() {
     assert!(tuned.normalize_obs && tuned.normalize_reward);
     assert_eq!(plain, cinder::rl::ppo::PpoConfig::new());
 }
+
+#[test]
+fn a_task_trains_through_cinder_train_and_resumes() {
+    let dir = scratch("task");
+    let d = dir.to_str().unwrap();
+    let small = [
+        "--set",
+        "sft.max_steps=20",
+        "--set",
+        "eval_problems=20",
+        "--set",
+        "pass_k=0",
+        "--set",
+        "grpo.prompts_per_step=2",
+    ];
+    let mut args = vec![
+        "train",
+        "--algo",
+        "reinforce",
+        "--task",
+        "sort",
+        "--length",
+        "3",
+        "--num-generations",
+        "4",
+        "--total-steps",
+        "2",
+        "--quiet",
+        "--out",
+        d,
+    ];
+    args.extend(small);
+    let out = ok(&args);
+    assert!(out.contains("sort: held-out exact match"), "{out}");
+    let config = json(&dir.join("config.json"));
+    assert_eq!(config["grpo"]["baseline"], "leave_one_out");
+    assert_eq!(config["grpo"]["num_generations"], 4);
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["rl_steps"], 2);
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("held-out exact match"));
+    let plot = dir.with_extension("svg");
+    let out = ok(&["plot", d, "--out", plot.to_str().unwrap()]);
+    assert!(out.contains("wrote"), "{out}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains(dir.file_name().unwrap().to_str().unwrap()));
+    std::fs::remove_file(&plot).unwrap();
+    let err = fails(&["plot", dir.join("nowhere").to_str().unwrap()]);
+    assert!(err.contains("nowhere"), "{err}");
+    // The run directory is recognised as a task run and resumed (here: already at its budget,
+    // so it re-evaluates and rewrites its summary).
+    let out = ok(&["train", "--algo", "reinforce", "--resume", d, "--quiet"]);
+    assert!(out.contains("sort: held-out exact match"), "{out}");
+    assert_eq!(json(&dir.join("summary.json"))["rl_steps"], 2);
+    // Knobs of task runs on an env run, PPO on a task: errors that say so.
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--beta",
+        "0.1",
+    ]);
+    assert!(err.contains("apply to --task runs"), "{err}");
+    let err = fails(&["train", "--algo", "ppo", "--task", "sort"]);
+    assert!(err.contains("does not train sequence tasks yet"), "{err}");
+    let err = fails(&["train", "--algo", "grpo", "--task", "division"]);
+    assert!(err.contains("division"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

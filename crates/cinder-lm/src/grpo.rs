@@ -26,6 +26,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use cinder_env::rng::NpRandom;
 use cinder_rl::advantages::{GroupScale, group_relative, group_statistics, leave_one_out};
+use cinder_rl::checkpoint::Checkpoint;
 use cinder_rl::gradients::clip_grad_norm;
 use cinder_rl::losses::{KlEstimator, LossAggregation, Surrogate, aggregate, kl_estimate};
 use cinder_rl::tensors::read;
@@ -72,13 +73,30 @@ pub enum Baseline {
     LeaveOneOut,
 }
 
+/// transformers' `lr_scheduler_type`: how the learning rate moves over the run's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScheduler {
+    /// `learning_rate` throughout (after the warm-up).
+    Constant,
+    /// From `learning_rate` after the warm-up down to 0 at the last step (transformers' and so
+    /// TRL's default).
+    Linear,
+}
+
 /// The configuration of GRPO (and RLOO) on sequences; names and defaults are TRL's
 /// `GRPOConfig`'s where TRL has them, scaled to a small model trained on a CPU otherwise.
 #[derive(Config, Debug, PartialEq)]
 pub struct GrpoConfig {
-    /// Adam's learning rate (constant; TRL's 1e-6 is for billion-parameter models).
+    /// Adam's peak learning rate (TRL's 1e-6 is for billion-parameter models).
     #[config(default = 1e-3)]
     pub learning_rate: f64,
+    /// The learning-rate schedule over the run's steps (TRL's default: linear decay).
+    #[config(default = "LrScheduler::Linear")]
+    pub lr_scheduler_type: LrScheduler,
+    /// Steps of linear warm-up from 0 to `learning_rate` (transformers' `warmup_steps`).
+    #[config(default = 0)]
+    pub warmup_steps: usize,
     /// Prompts per generation batch (each gets `num_generations` completions).
     #[config(default = 16)]
     pub prompts_per_step: usize,
@@ -193,6 +211,23 @@ impl GrpoConfig {
         self.sampling().validate()
     }
 
+    /// The learning rate of step `step` (0-based) of a run of `total_steps` steps, as
+    /// transformers' schedulers give it: a linear warm-up over `warmup_steps`, then constant or
+    /// a linear decay that reaches 0 after the last step.
+    pub fn learning_rate_at(&self, step: u64, total_steps: u64) -> f64 {
+        let (step, warmup) = (step as f64, self.warmup_steps as f64);
+        if step < warmup {
+            return self.learning_rate * step / warmup;
+        }
+        match self.lr_scheduler_type {
+            LrScheduler::Constant => self.learning_rate,
+            LrScheduler::Linear => {
+                let span = (total_steps as f64 - warmup).max(1.0);
+                self.learning_rate * ((total_steps as f64 - step) / span).max(0.0)
+            }
+        }
+    }
+
     /// The clipped surrogate of `epsilon` and `epsilon_high`.
     pub fn surrogate(&self) -> Surrogate {
         Surrogate::Clipped {
@@ -254,6 +289,8 @@ pub struct GrpoMetrics {
     pub grad_norm: f64,
     /// The mean loss of the step's gradient steps.
     pub loss: f64,
+    /// The step's learning rate.
+    pub learning_rate: f64,
     /// Extra generation rounds spent by dynamic sampling.
     pub refill_rounds: usize,
     /// Completion tokens generated per second (sampling only).
@@ -286,18 +323,47 @@ pub struct Grpo<B: AutodiffBackend> {
     rewards: Rewards,
     rng: NpRandom,
     step: u64,
+    total_steps: u64,
+    last_samples: Vec<SampleRow>,
 }
+
+/// What of GRPO's state a checkpoint's header holds (the tensors go in its sections).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrpoState {
+    /// Steps taken.
+    pub step: u64,
+    /// The sampling (and shuffling) generator.
+    pub rng: NpRandom,
+    /// The problem sampler's generator.
+    pub sampler_rng: NpRandom,
+}
+
+/// One sampled completion, for the log's table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRow {
+    /// The prompt.
+    pub prompt: String,
+    /// The completion's text (up to `EOS`).
+    pub completion: String,
+    /// Its total reward.
+    pub reward: f64,
+}
+
+/// Rows kept by [`Grpo::last_samples`].
+const SAMPLE_ROWS: usize = 4;
 
 impl<B: AutodiffBackend> Grpo<B> {
     /// GRPO from `policy` (the warm start, which also becomes the frozen reference when `beta`
     /// is positive), drawing prompts from `sampler`, scoring with `rewards`, sampling from
-    /// `seed`.
+    /// `seed`, for a run of `total_steps` steps (the learning-rate schedule's horizon;
+    /// transformers' `max_steps`).
     pub fn new(
         config: GrpoConfig,
         policy: TransformerPolicy<B>,
         sampler: ProblemSampler,
         rewards: Rewards,
         seed: u64,
+        total_steps: u64,
     ) -> crate::Result<Self> {
         config.validate()?;
         let reference = (config.beta > 0.0).then(|| policy.valid());
@@ -310,6 +376,8 @@ impl<B: AutodiffBackend> Grpo<B> {
             rewards,
             rng: NpRandom::from_seed(seed),
             step: 0,
+            total_steps,
+            last_samples: Vec::new(),
         })
     }
 
@@ -321,6 +389,72 @@ impl<B: AutodiffBackend> Grpo<B> {
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The (prompt, completion, reward) of the first completion of each of the last generation
+    /// batch's first prompts (four at most): what a user reads to see what the policy does.
+    pub fn last_samples(&self) -> &[SampleRow] {
+        &self.last_samples
+    }
+
+    /// Writes GRPO's state into `checkpoint` (sections `policy`, `adam` and, with a reference,
+    /// `reference`) and returns the rest of it (step and generators) for its header.
+    pub fn save(&self, checkpoint: &mut Checkpoint) -> GrpoState {
+        checkpoint.put_module::<B, _>("policy", &self.policy);
+        checkpoint.put_adam("adam", &self.policy, &self.optimizer);
+        if let Some(reference) = &self.reference {
+            checkpoint.put_module::<B::InnerBackend, _>("reference", reference);
+        }
+        GrpoState {
+            step: self.step,
+            rng: self.rng.clone(),
+            sampler_rng: self.sampler.rng().clone(),
+        }
+    }
+
+    /// GRPO restored from a checkpoint written by [`Grpo::save`] (read from `path`, named in
+    /// errors): `skeleton` is a policy of the run's architecture on the device to load into.
+    /// Continuing it to the same `total_steps` gives the same steps as a run that never
+    /// stopped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        config: GrpoConfig,
+        total_steps: u64,
+        checkpoint: &Checkpoint,
+        path: &std::path::Path,
+        state: GrpoState,
+        skeleton: TransformerPolicy<B>,
+        mut sampler: ProblemSampler,
+        rewards: Rewards,
+    ) -> crate::Result<Self> {
+        config.validate()?;
+        let device = skeleton.device();
+        let reference_skeleton = (config.beta > 0.0).then(|| skeleton.valid());
+        let policy = checkpoint.module(path, "policy", "the policy", skeleton, &device)?;
+        let optimizer = checkpoint.adam(path, "adam", &policy, adam(), &device)?;
+        let reference = match reference_skeleton {
+            Some(r) => Some(checkpoint.module::<B::InnerBackend, _>(
+                path,
+                "reference",
+                "the reference policy",
+                r,
+                &device,
+            )?),
+            None => None,
+        };
+        sampler.set_rng(state.sampler_rng);
+        Ok(Self {
+            config,
+            policy,
+            optimizer,
+            reference,
+            sampler,
+            rewards,
+            rng: state.rng,
+            step: state.step,
+            total_steps,
+            last_samples: Vec::new(),
+        })
     }
 
     /// Samples `prompts` groups of `G` completions and scores them.
@@ -373,6 +507,16 @@ impl<B: AutodiffBackend> Grpo<B> {
         let g = self.config.num_generations;
         let n_prompts = self.config.prompts_per_step;
         let mut batch = self.generate(n_prompts)?;
+        self.last_samples = (0..n_prompts.min(SAMPLE_ROWS))
+            .map(|p| {
+                let i = p * g;
+                Ok(SampleRow {
+                    prompt: batch.problems[i].prompt.clone(),
+                    completion: CompletionText::from_tokens(&batch.completions[i])?.text,
+                    reward: batch.rewards[i],
+                })
+            })
+            .collect::<crate::Result<_>>()?;
         // Statistics are those of the first generation (what the policy does), as TRL logs.
         let stats = group_statistics(&batch.rewards, g);
         let frac_zero = stats.iter().filter(|(_, s)| *s == 0.0).count() as f64 / stats.len() as f64;
@@ -441,6 +585,9 @@ impl<B: AutodiffBackend> Grpo<B> {
             entropy: sums.entropy / tokens_counted,
             grad_norm: sums.grad_norm,
             loss: sums.loss / sums.gradient_steps.max(1) as f64,
+            learning_rate: self
+                .config
+                .learning_rate_at(self.step - 1, self.total_steps),
             refill_rounds,
             tokens_per_second: tokens as f64 / gen_seconds.max(1e-9),
             step_seconds: start.elapsed().as_secs_f64(),
@@ -566,44 +713,20 @@ impl<B: AutodiffBackend> Grpo<B> {
         let t2 = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [b, c]), device);
         let host_mask = mask;
         let mask = t2(host_mask.clone());
-        let log_probs = out.log_probs.reshape([b * c]);
+        let log_probs = out.log_probs;
         let old_lp = match old {
-            Some(o) => t2(gather(o)).reshape([b * c]),
+            Some(o) => t2(gather(o)),
             None => log_probs.clone().detach(),
         };
-        let adv_t = t2(adv.clone()).reshape([b * c]);
-        let terms = self
-            .config
-            .surrogate()
-            .terms(log_probs.clone(), old_lp.clone(), adv_t);
-        let mut per_token = terms.per_sample.reshape([b, c]);
-        let kl = match reference {
-            Some(r) => {
-                let kl = kl_estimate(
-                    log_probs.clone(),
-                    t2(gather(r)).reshape([b * c]),
-                    KlEstimator::K3,
-                )
-                .reshape([b, c]);
-                per_token = per_token + kl.clone().mul_scalar(self.config.beta);
-                Some(kl)
-            }
-            None => None,
-        };
-        let loss = match self.config.loss_type {
-            LossType::Grpo => aggregate(per_token, mask.clone(), LossAggregation::Grpo),
-            LossType::Bnpo => aggregate(per_token, mask.clone(), LossAggregation::Bnpo),
-            LossType::DrGrpo => aggregate(
-                per_token,
-                mask.clone(),
-                LossAggregation::DrGrpo {
-                    max_length: self.config.max_completion_length,
-                },
-            ),
-            LossType::Dapo => (per_token * mask.clone())
-                .sum()
-                .div_scalar(generation_tokens.max(1) as f32),
-        };
+        let TokenLoss { loss, kl } = token_loss(
+            &self.config,
+            log_probs.clone(),
+            old_lp.clone(),
+            reference.map(|r| t2(gather(r))),
+            t2(adv.clone()),
+            mask.clone(),
+            generation_tokens,
+        );
         // Diagnostics, read once: the loss and the masked sums of entropy and KL, then the
         // ratios.
         let ratio = (log_probs.detach() - old_lp).exp();
@@ -636,14 +759,71 @@ impl<B: AutodiffBackend> Grpo<B> {
             clip_grad_norm::<B, _>(&self.policy, grads, self.config.max_grad_norm, device);
         let norm = read(norm)[0];
         cinder_rl::RlError::ensure_finite(self.step + 1, "GRPO gradient norm", norm)?;
+        let learning_rate = self.config.learning_rate_at(self.step, self.total_steps);
         self.policy = self
             .optimizer
-            .step(self.config.learning_rate, self.policy.clone(), grads);
+            .step(learning_rate, self.policy.clone(), grads);
         sums.loss += f64::from(scalars[0]);
         sums.grad_norm = f64::from(norm);
         sums.gradient_steps += 1;
         Ok(())
     }
+}
+
+/// The token-level loss of a minibatch and its per-token KL (see [`token_loss`]).
+#[derive(Debug, Clone)]
+pub struct TokenLoss<B: Backend> {
+    /// The aggregated loss, `[1]`.
+    pub loss: Tensor<B, 1>,
+    /// The per-token k3 estimate of `KL(π_θ ‖ π_ref)`, `[b, c]` (`None` without a reference).
+    pub kl: Option<Tensor<B, 2>>,
+}
+
+/// TRL's token-level GRPO loss (`GRPOTrainer._compute_loss`) on a minibatch of `b` completions
+/// padded to `c` tokens: the clipped surrogate `−min(ρ·A, clip(ρ, 1 − ε, 1 + ε_high)·A)` per
+/// token with `ρ = exp(log_probs − old_log_probs)`, plus `beta` · k3 to the reference when
+/// `ref_log_probs` is given, aggregated over the tokens where `mask` is 1 by `config.loss_type`
+/// (`generation_tokens`: the unmasked tokens of the whole generation batch, DAPO's
+/// denominator). `advantages` is per token, `[b, c]` (GRPO repeats a completion's advantage
+/// over its tokens; PPO's differ token by token). Gradients flow through `log_probs` only.
+pub fn token_loss<B: Backend>(
+    config: &GrpoConfig,
+    log_probs: Tensor<B, 2>,
+    old_log_probs: Tensor<B, 2>,
+    ref_log_probs: Option<Tensor<B, 2>>,
+    advantages: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    generation_tokens: usize,
+) -> TokenLoss<B> {
+    let [b, c] = log_probs.dims();
+    let flat = |t: Tensor<B, 2>| t.reshape([b * c]);
+    let terms = config.surrogate().terms(
+        flat(log_probs.clone()),
+        flat(old_log_probs),
+        flat(advantages).detach(),
+    );
+    let surrogate = terms.per_sample.reshape([b, c]);
+    let kl = ref_log_probs
+        .map(|r| kl_estimate(flat(log_probs), flat(r).detach(), KlEstimator::K3).reshape([b, c]));
+    let per_token = match &kl {
+        Some(kl) => surrogate + kl.clone().mul_scalar(config.beta),
+        None => surrogate,
+    };
+    let loss = match config.loss_type {
+        LossType::Grpo => aggregate(per_token, mask, LossAggregation::Grpo),
+        LossType::Bnpo => aggregate(per_token, mask, LossAggregation::Bnpo),
+        LossType::DrGrpo => aggregate(
+            per_token,
+            mask,
+            LossAggregation::DrGrpo {
+                max_length: config.max_completion_length,
+            },
+        ),
+        LossType::Dapo => (per_token * mask)
+            .sum()
+            .div_scalar(generation_tokens.max(1) as f32),
+    };
+    TokenLoss { loss, kl }
 }
 
 /// One update's diagnostics: masked sums over its tokens, the sum of its losses, its gradient
@@ -755,5 +935,163 @@ fn shuffle(v: &mut [usize], rng: &mut NpRandom) {
     for i in (1..v.len()).rev() {
         let j = rng.integers(i as u64 + 1) as usize;
         v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use serde_json::Value;
+
+    type AB = Autodiff<NdArray>;
+
+    /// transformers' `get_linear_schedule_with_warmup` and `get_constant_schedule_with_warmup`,
+    /// worked by hand: warm-up 10 steps to 1e-3, then down to 0 at step 110.
+    #[test]
+    fn learning_rate_schedules_are_transformers() {
+        let c = GrpoConfig::new()
+            .with_learning_rate(1e-3)
+            .with_warmup_steps(10);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        for (step, lr) in [
+            (0, 0.0),
+            (5, 5e-4),
+            (10, 1e-3),
+            (60, 5e-4),
+            (109, 1e-5),
+            (110, 0.0),
+        ] {
+            assert!(close(c.learning_rate_at(step, 110), lr), "step {step}");
+        }
+        let c = c.with_lr_scheduler_type(LrScheduler::Constant);
+        for (step, lr) in [(0, 0.0), (5, 5e-4), (10, 1e-3), (109, 1e-3)] {
+            assert!(close(c.learning_rate_at(step, 110), lr), "step {step}");
+        }
+    }
+
+    fn floats(v: &Value) -> Vec<f32> {
+        v.as_array()
+            .expect("an array")
+            .iter()
+            .map(|x| x.as_f64().expect("a number") as f32)
+            .collect()
+    }
+
+    /// The token-level loss and its gradient for every `loss_type` (dapo included), every
+    /// `scale_rewards`, with and without β · k3, clip-higher and `mask_truncated_completions`,
+    /// against PyTorch doing what TRL does (`tools/grpo_token_loss_reference.py`) on a ragged,
+    /// masked minibatch of a larger generation batch.
+    #[test]
+    fn token_loss_matches_trl_computed_by_pytorch() {
+        let data: Value =
+            serde_json::from_str(include_str!("../tests/data/grpo_token_loss_reference.json"))
+                .expect("the reference file parses");
+        let g = data["group_size"].as_u64().unwrap() as usize;
+        let rows = data["minibatch"].as_u64().unwrap() as usize;
+        let c = data["width"].as_u64().unwrap() as usize;
+        let lengths: Vec<usize> = data["lengths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        let terminated: Vec<bool> = data["terminated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_bool().unwrap())
+            .collect();
+        let rewards: Vec<f64> = floats(&data["rewards"])
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let head = |key: &str| floats(&data[key])[..rows * c].to_vec();
+        let (log_probs, old, reference) = (
+            head("log_probs"),
+            head("old_log_probs"),
+            head("ref_log_probs"),
+        );
+        let device = Default::default();
+        let t2 = |v: Vec<f32>| Tensor::<AB, 2>::from_data(TensorData::new(v, [rows, c]), &device);
+        let cases = data["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 24);
+        for case in cases {
+            let name = format!(
+                "{} / scale {} / beta {} / mask_truncated {}",
+                case["loss_type"],
+                case["scale_rewards"],
+                case["beta"],
+                case["mask_truncated_completions"]
+            );
+            let config =
+                GrpoConfig::new()
+                    .with_num_generations(g)
+                    .with_max_completion_length(
+                        data["max_completion_length"].as_u64().unwrap() as usize
+                    )
+                    .with_epsilon(data["epsilon"].as_f64().unwrap())
+                    .with_epsilon_high(case["epsilon_high"].as_f64())
+                    .with_beta(case["beta"].as_f64().unwrap())
+                    .with_mask_truncated_completions(
+                        case["mask_truncated_completions"].as_bool().unwrap(),
+                    )
+                    .with_loss_type(serde_json::from_value(case["loss_type"].clone()).unwrap())
+                    .with_scale_rewards(
+                        serde_json::from_value(case["scale_rewards"].clone()).unwrap(),
+                    );
+            let scale = match config.scale_rewards {
+                ScaleRewards::Group => GroupScale::Std,
+                ScaleRewards::Batch => GroupScale::Batch,
+                ScaleRewards::None => GroupScale::None,
+            };
+            let advantages = group_relative(&rewards, g, scale).unwrap();
+            for (a, e) in advantages.iter().zip(floats(&case["advantages"])) {
+                assert!((*a as f32 - e).abs() < 1e-5, "{name}: advantage {a} vs {e}");
+            }
+            let keep = |r: usize| terminated[r] || !config.mask_truncated_completions;
+            let mut mask = Vec::new();
+            let mut per_token_advantages = Vec::new();
+            for r in 0..rows {
+                for j in 0..c {
+                    mask.push(f32::from(u8::from(keep(r) && j < lengths[r])));
+                    per_token_advantages.push(advantages[r] as f32);
+                }
+            }
+            let generation_tokens: usize = (0..lengths.len())
+                .filter(|&r| keep(r))
+                .map(|r| lengths[r])
+                .sum();
+            assert_eq!(
+                generation_tokens as u64,
+                case["generation_tokens"].as_u64().unwrap()
+            );
+            let leaf = t2(log_probs.clone()).require_grad();
+            let out = token_loss(
+                &config,
+                leaf.clone(),
+                t2(old.clone()),
+                (config.beta > 0.0).then(|| t2(reference.clone())),
+                t2(per_token_advantages),
+                t2(mask),
+                generation_tokens,
+            );
+            let loss = read(out.loss.clone())[0];
+            let expected = case["loss"].as_f64().unwrap() as f32;
+            assert!(
+                (loss - expected).abs() < 1e-5,
+                "{name}: loss {loss} vs PyTorch {expected}"
+            );
+            let grads = out.loss.backward();
+            let grad = read(leaf.grad(&grads).expect("a gradient for the log-probs"));
+            for (k, (x, e)) in grad.iter().zip(floats(&case["grad"])).enumerate() {
+                assert!(
+                    (x - e).abs() < 1e-5,
+                    "{name}: gradient [{}, {}] {x} vs PyTorch {e}",
+                    k / c,
+                    k % c
+                );
+            }
+        }
     }
 }

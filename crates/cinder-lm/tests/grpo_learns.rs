@@ -3,7 +3,7 @@
 use burn::backend::{Autodiff, NdArray};
 use cinder_lm::LmError;
 use cinder_lm::grpo::GrpoConfig;
-use cinder_lm::run::{SequenceRunConfig, run};
+use cinder_lm::run::{SequenceRunConfig, resume, run};
 use cinder_lm::task::Task;
 
 type B = Autodiff<NdArray>;
@@ -96,6 +96,97 @@ fn the_same_seed_gives_the_same_run() {
     let b = run::<B>(&config, &Default::default(), None, &mut |_| {}).unwrap();
     assert_eq!(a.held_out_after, b.held_out_after);
     assert_eq!(a.accuracy_before, b.accuracy_before);
+}
+
+/// The metric lines of a run directory without their timings.
+fn metric_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("tokens_per_second");
+            o.remove("step_seconds");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_continues_exactly() {
+    let device = Default::default();
+    // A reference (β > 0) and μ = 2 so that every part of the state matters: the policy, Adam's
+    // moments, the reference, the problem sampler's and the sampling generator's states.
+    let config = |steps| {
+        sort_run(steps)
+            .with_sft(
+                cinder_lm::sft::SftConfig::new()
+                    .with_max_steps(30)
+                    .with_eval_every(10),
+            )
+            .with_grpo(
+                GrpoConfig::new()
+                    .with_beta(0.04)
+                    .with_num_iterations(2)
+                    .with_prompts_per_step(4),
+            )
+            .with_checkpoint_every(2)
+            .with_eval_every(3)
+    };
+    let root = std::env::temp_dir().join(format!("cinder-lm-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (straight, stopped) = (root.join("straight"), root.join("stopped"));
+    let a = run::<B>(&config(5), &device, Some(&straight), &mut |_| {}).unwrap();
+    // The same run killed at step 3 (by its log callback, after the step-2 checkpoint and
+    // before step 3's line and checkpoint are written).
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run::<B>(&config(5), &device, Some(&stopped), &mut |line| {
+            assert!(!line.starts_with("RL step 3:"), "killed");
+        })
+    }));
+    assert!(killed.is_err());
+    // A line written after the checkpoint (by a run killed before its next one) is dropped.
+    let mut text = std::fs::read_to_string(stopped.join("metrics.jsonl")).unwrap();
+    text.push_str("{\"phase\":\"rl\",\"iteration\":3,\"reward\":9}\n");
+    std::fs::write(stopped.join("metrics.jsonl"), text).unwrap();
+    let b = resume::<B>(&stopped, None, &device, &mut |_| {}).unwrap();
+    assert_eq!(a.held_out_after, b.held_out_after);
+    assert_eq!(a.ood_after, b.ood_after);
+    assert_eq!(a.rl_steps, 5);
+    assert_eq!(b.rl_steps, 5);
+    assert_eq!(metric_lines(&straight), metric_lines(&stopped));
+    let policy = |dir: &std::path::Path| {
+        let c = cinder_rl::checkpoint::Checkpoint::read(&dir.join("checkpoint.ckpt")).unwrap();
+        c.section(dir, "policy").unwrap().to_vec()
+    };
+    assert_eq!(policy(&straight), policy(&stopped));
+    // A larger budget extends a finished run and is written to its configuration.
+    let c = resume::<B>(&stopped, Some(6), &device, &mut |_| {}).unwrap();
+    assert_eq!(c.rl_steps, 6);
+    let config_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stopped.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config_json["rl_steps"], 6);
+    // A damaged checkpoint is an error naming the file, not a panic or a fresh start.
+    let ckpt = stopped.join("checkpoint.ckpt");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&ckpt, bytes).unwrap();
+    let err = resume::<B>(&stopped, None, &device, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("checkpoint.ckpt"), "{err}");
+    // A directory without a checkpoint says so.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        empty.join("config.json"),
+        serde_json::to_string(&config(1)).unwrap(),
+    )
+    .unwrap();
+    let err = resume::<B>(&empty, None, &device, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("no checkpoint"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
