@@ -152,7 +152,8 @@ pub struct SequenceKnobs {
     /// G: completions per prompt.
     #[arg(long)]
     pub num_generations: Option<usize>,
-    /// β of the k3 KL penalty to the warm start (0: no reference).
+    /// β of the KL penalty to the warm start (GRPO: k3 in the loss; PPO: `kl_coef`, k1 in the
+    /// rewards; 0: no reference).
     #[arg(long)]
     pub beta: Option<f64>,
     /// Adam's learning rate for RL.
@@ -169,7 +170,7 @@ pub struct SequenceKnobs {
 /// The flags of a sequence run (a prompt task, warm start then GRPO or RLOO).
 #[derive(Args, Debug, Clone, Default)]
 pub struct SequenceArgs {
-    /// grpo (group-mean baseline) or rloo (leave-one-out baseline).
+    /// grpo (group-mean baseline), rloo (leave-one-out baseline) or ppo (value head, GAE).
     #[arg(long, default_value = "grpo")]
     pub algo: String,
     #[command(flatten)]
@@ -249,6 +250,29 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
         return Ok(summary);
     }
     let k = &args.knobs;
+    let ppo = match args.algo.as_str() {
+        "grpo" | "rloo" => false,
+        "ppo" => true,
+        other => {
+            return Err(Error::Config(format!(
+                "unknown sequence algorithm {other:?}: choose grpo, rloo or ppo"
+            )));
+        }
+    };
+    if ppo {
+        let grpo_only = [
+            ("--num-generations", k.num_generations.is_some()),
+            ("--loss-type", k.loss_type.is_some()),
+            ("--scale-rewards", k.scale_rewards.is_some()),
+        ];
+        if let Some((flag, _)) = grpo_only.iter().find(|(_, given)| *given) {
+            return Err(Error::Config(format!(
+                "{flag} is a GRPO setting: PPO samples one completion per prompt and has no \
+                 group statistics"
+            )));
+        }
+    }
+    let section = if ppo { "ppo" } else { "grpo" };
     let mut sets = args.sets.clone();
     let mut push = |key: &str, value: Option<String>| {
         if let Some(v) = value {
@@ -263,18 +287,18 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
         "grpo.num_generations",
         k.num_generations.map(|g| g.to_string()),
     );
-    push("grpo.beta", k.beta.map(|b| b.to_string()));
-    push("grpo.learning_rate", k.learning_rate.map(|l| l.to_string()));
+    let beta_key = if ppo { "ppo.kl_coef" } else { "grpo.beta" };
+    push(beta_key, k.beta.map(|b| b.to_string()));
+    push(
+        &format!("{section}.learning_rate"),
+        k.learning_rate.map(|l| l.to_string()),
+    );
     push("grpo.loss_type", k.loss_type.clone());
     push("grpo.scale_rewards", k.scale_rewards.clone());
     match args.algo.as_str() {
-        "grpo" => {}
         "rloo" => sets.insert(0, "grpo.baseline=leave_one_out".into()),
-        other => {
-            return Err(Error::Config(format!(
-                "unknown sequence algorithm {other:?}: choose grpo or rloo"
-            )));
-        }
+        "ppo" => sets.insert(0, "algorithm=ppo".into()),
+        _ => {}
     }
     // Lengths first: a shorter or longer task moves the shortest training length with it
     // unless it is set too.
@@ -299,9 +323,9 @@ pub fn is_sequence_run(dir: &std::path::Path) -> bool {
 }
 
 /// `cinder train --task ...`: a sequence run with `cinder train`'s flags. `grpo` is GRPO,
-/// `reinforce` is REINFORCE with RLOO's leave-one-out baseline. `--checkpoint-every` counts RL
-/// steps; `--no-preset` is refused and `--eval-episodes` does not apply (a task run evaluates
-/// its held-out and OOD problem sets).
+/// `reinforce` is REINFORCE with RLOO's leave-one-out baseline, `ppo` is PPO with a value head.
+/// `--checkpoint-every` counts RL steps; `--no-preset` is refused and `--eval-episodes` does not
+/// apply (a task run evaluates its held-out and OOD problem sets).
 pub fn train_task(
     algorithm: Algorithm,
     knobs: &SequenceKnobs,
@@ -310,12 +334,7 @@ pub fn train_task(
     let algo = match algorithm {
         Algorithm::Grpo => "grpo",
         Algorithm::Reinforce => "rloo",
-        other => {
-            return Err(Error::Config(format!(
-                "{other} does not train sequence tasks yet: use --algo grpo or --algo reinforce \
-                 (RLOO)"
-            )));
-        }
+        Algorithm::Ppo => "ppo",
     };
     if args.no_preset {
         return Err(Error::Config(

@@ -463,8 +463,44 @@ fn a_task_trains_through_cinder_train_and_resumes() {
         "0.1",
     ]);
     assert!(err.contains("apply to --task runs"), "{err}");
-    let err = fails(&["train", "--algo", "ppo", "--task", "sort"]);
-    assert!(err.contains("does not train sequence tasks yet"), "{err}");
+    let err = fails(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--task",
+        "sort",
+        "--num-generations",
+        "4",
+    ]);
+    assert!(err.contains("--num-generations is a GRPO setting"), "{err}");
+    // PPO on a task: a value head, one completion per prompt.
+    let ppo_dir = scratch("task-ppo");
+    let mut args = vec![
+        "train",
+        "--algo",
+        "ppo",
+        "--task",
+        "sort",
+        "--length",
+        "3",
+        "--beta",
+        "0.02",
+        "--total-steps",
+        "2",
+        "--quiet",
+        "--set",
+        "ppo.prompts_per_step=8",
+        "--out",
+        ppo_dir.to_str().unwrap(),
+    ];
+    args.extend(&small[..6]);
+    ok(&args);
+    let config = json(&ppo_dir.join("config.json"));
+    assert_eq!(config["algorithm"], "ppo");
+    assert_eq!(config["ppo"]["kl_coef"], 0.02);
+    let metrics = std::fs::read_to_string(ppo_dir.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"loss/value_avg\""), "{metrics}");
+    std::fs::remove_dir_all(&ppo_dir).unwrap();
     let err = fails(&["train", "--algo", "grpo", "--task", "division"]);
     assert!(err.contains("division"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -15,10 +15,10 @@
 use crate::error::LmError;
 use crate::logprobs::completion_log_probs;
 use crate::model::TransformerPolicy;
-use crate::sampling::{SamplingConfig, sample};
+use crate::rollout::{CompletionStats, Generation, LearnerState, SampleRow, shuffle};
+use crate::sampling::SamplingConfig;
 use crate::sft::{PolicyOptimizer, adam};
-use crate::task::{CompletionText, Problem, ProblemSampler, Rewards};
-use crate::vocab::encode_prompt;
+use crate::task::{ProblemSampler, Rewards};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::optim::{GradientsParams, Optimizer};
@@ -31,7 +31,6 @@ use cinder_rl::gradients::clip_grad_norm;
 use cinder_rl::losses::{KlEstimator, LossAggregation, Surrogate, aggregate, kl_estimate};
 use cinder_rl::tensors::read;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// TRL's `loss_type`: how the per-token losses of a batch become one number.
@@ -251,27 +250,13 @@ impl GrpoConfig {
 pub struct GrpoMetrics {
     /// The step (1 after the first).
     pub step: u64,
-    /// Mean total reward of the generation batch.
-    pub reward: f64,
+    /// Rewards and completion lengths of the (first) generation batch.
+    #[serde(flatten)]
+    pub completions: CompletionStats,
     /// Mean over groups of the reward's standard deviation within a group.
     pub reward_std: f64,
-    /// Each reward function's mean (`rewards/<name>/mean`).
-    #[serde(flatten)]
-    pub rewards: BTreeMap<String, f64>,
     /// Fraction of groups whose rewards all agree (no signal).
     pub frac_reward_zero_std: f64,
-    /// Completion lengths (tokens, `EOS` included).
-    #[serde(rename = "completions/mean_length")]
-    pub mean_length: f64,
-    /// Shortest completion.
-    #[serde(rename = "completions/min_length")]
-    pub min_length: usize,
-    /// Longest completion.
-    #[serde(rename = "completions/max_length")]
-    pub max_length: usize,
-    /// Fraction of completions cut at `max_completion_length`.
-    #[serde(rename = "completions/clipped_ratio")]
-    pub clipped_ratio: f64,
     /// Fraction of tokens whose ratio fell below `1 − ε` with a negative advantage.
     #[serde(rename = "clip_ratio/low_mean")]
     pub clip_low: f64,
@@ -299,19 +284,6 @@ pub struct GrpoMetrics {
     pub step_seconds: f64,
 }
 
-/// A sampled generation batch: prompts (each repeated `G` times), completions, rewards.
-#[derive(Debug, Clone)]
-struct Generation {
-    problems: Vec<Problem>,
-    prompts: Vec<Vec<u32>>,
-    completions: Vec<Vec<u32>>,
-    terminated: Vec<bool>,
-    rewards: Vec<f64>,
-    per_function: Vec<Vec<f64>>,
-    tokens: usize,
-    seconds: f64,
-}
-
 /// GRPO's state: the policy, its optimiser, the reference, the problem sampler, the rewards and
 /// the sampling generator.
 pub struct Grpo<B: AutodiffBackend> {
@@ -326,31 +298,6 @@ pub struct Grpo<B: AutodiffBackend> {
     total_steps: u64,
     last_samples: Vec<SampleRow>,
 }
-
-/// What of GRPO's state a checkpoint's header holds (the tensors go in its sections).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GrpoState {
-    /// Steps taken.
-    pub step: u64,
-    /// The sampling (and shuffling) generator.
-    pub rng: NpRandom,
-    /// The problem sampler's generator.
-    pub sampler_rng: NpRandom,
-}
-
-/// One sampled completion, for the log's table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SampleRow {
-    /// The prompt.
-    pub prompt: String,
-    /// The completion's text (up to `EOS`).
-    pub completion: String,
-    /// Its total reward.
-    pub reward: f64,
-}
-
-/// Rows kept by [`Grpo::last_samples`].
-const SAMPLE_ROWS: usize = 4;
 
 impl<B: AutodiffBackend> Grpo<B> {
     /// GRPO from `policy` (the warm start, which also becomes the frozen reference when `beta`
@@ -399,13 +346,13 @@ impl<B: AutodiffBackend> Grpo<B> {
 
     /// Writes GRPO's state into `checkpoint` (sections `policy`, `adam` and, with a reference,
     /// `reference`) and returns the rest of it (step and generators) for its header.
-    pub fn save(&self, checkpoint: &mut Checkpoint) -> GrpoState {
+    pub fn save(&self, checkpoint: &mut Checkpoint) -> LearnerState {
         checkpoint.put_module::<B, _>("policy", &self.policy);
         checkpoint.put_adam("adam", &self.policy, &self.optimizer);
         if let Some(reference) = &self.reference {
             checkpoint.put_module::<B::InnerBackend, _>("reference", reference);
         }
-        GrpoState {
+        LearnerState {
             step: self.step,
             rng: self.rng.clone(),
             sampler_rng: self.sampler.rng().clone(),
@@ -422,7 +369,7 @@ impl<B: AutodiffBackend> Grpo<B> {
         total_steps: u64,
         checkpoint: &Checkpoint,
         path: &std::path::Path,
-        state: GrpoState,
+        state: LearnerState,
         skeleton: TransformerPolicy<B>,
         mut sampler: ProblemSampler,
         rewards: Rewards,
@@ -459,44 +406,15 @@ impl<B: AutodiffBackend> Grpo<B> {
 
     /// Samples `prompts` groups of `G` completions and scores them.
     fn generate(&mut self, prompts: usize) -> crate::Result<Generation> {
-        let g = self.config.num_generations;
-        let mut problems = Vec::with_capacity(prompts * g);
-        for _ in 0..prompts {
-            let p = self.sampler.next_problem()?;
-            problems.extend(std::iter::repeat_n(p, g));
-        }
-        let prompt_tokens = problems
-            .iter()
-            .map(|p| encode_prompt(&p.prompt))
-            .collect::<crate::Result<Vec<_>>>()?;
-        let start = Instant::now();
-        let out = sample(
+        Generation::sample(
             &self.policy.valid(),
-            &prompt_tokens,
+            &mut self.sampler,
+            &self.rewards,
             &self.config.sampling(),
             &mut self.rng,
-            true,
-        )?;
-        let seconds = start.elapsed().as_secs_f64();
-        let mut rewards = Vec::with_capacity(problems.len());
-        let mut per_function = Vec::with_capacity(problems.len());
-        for (problem, tokens) in problems.iter().zip(&out.tokens) {
-            let r = self
-                .rewards
-                .score(problem, &CompletionText::from_tokens(tokens)?)?;
-            rewards.push(r.total);
-            per_function.push(r.per_function);
-        }
-        Ok(Generation {
-            tokens: out.tokens.iter().map(Vec::len).sum(),
-            problems,
-            prompts: prompt_tokens,
-            completions: out.tokens,
-            terminated: out.terminated,
-            rewards,
-            per_function,
-            seconds,
-        })
+            prompts,
+            self.config.num_generations,
+        )
     }
 
     /// One GRPO step: generate (refilling flat groups when dynamic sampling is on), score,
@@ -507,30 +425,12 @@ impl<B: AutodiffBackend> Grpo<B> {
         let g = self.config.num_generations;
         let n_prompts = self.config.prompts_per_step;
         let mut batch = self.generate(n_prompts)?;
-        self.last_samples = (0..n_prompts.min(SAMPLE_ROWS))
-            .map(|p| {
-                let i = p * g;
-                Ok(SampleRow {
-                    prompt: batch.problems[i].prompt.clone(),
-                    completion: CompletionText::from_tokens(&batch.completions[i])?.text,
-                    reward: batch.rewards[i],
-                })
-            })
-            .collect::<crate::Result<_>>()?;
+        self.last_samples = batch.sample_rows(g)?;
         // Statistics are those of the first generation (what the policy does), as TRL logs.
         let stats = group_statistics(&batch.rewards, g);
         let frac_zero = stats.iter().filter(|(_, s)| *s == 0.0).count() as f64 / stats.len() as f64;
         let reward_std = stats.iter().map(|(_, s)| s).sum::<f64>() / stats.len() as f64;
-        let reward = mean(&batch.rewards);
-        let mut per_function_means = BTreeMap::new();
-        for (k, name) in self.rewards.names().iter().enumerate() {
-            let m =
-                batch.per_function.iter().map(|r| r[k]).sum::<f64>() / batch.rewards.len() as f64;
-            per_function_means.insert(format!("rewards/{name}/mean"), m);
-        }
-        let lengths: Vec<usize> = batch.completions.iter().map(Vec::len).collect();
-        let clipped_ratio =
-            batch.terminated.iter().filter(|&&t| !t).count() as f64 / batch.terminated.len() as f64;
+        let completion_stats = batch.stats(&self.rewards.names());
         let mut tokens = batch.tokens;
         let mut gen_seconds = batch.seconds;
         let mut refill_rounds = 0;
@@ -570,14 +470,9 @@ impl<B: AutodiffBackend> Grpo<B> {
         let tokens_counted = sums.tokens.max(1.0);
         Ok(GrpoMetrics {
             step: self.step,
-            reward,
+            completions: completion_stats,
             reward_std,
-            rewards: per_function_means,
             frac_reward_zero_std: frac_zero,
-            mean_length: mean_usize(&lengths),
-            min_length: lengths.iter().copied().min().unwrap_or(0),
-            max_length: lengths.iter().copied().max().unwrap_or(0),
-            clipped_ratio,
             clip_low: sums.clip_low / tokens_counted,
             clip_high: sums.clip_high / tokens_counted,
             clip_region: (sums.clip_low + sums.clip_high) / tokens_counted,
@@ -920,22 +815,6 @@ fn mix<B: Backend>(
         policy: collect.0.into_iter(),
         alpha,
     })
-}
-
-fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len().max(1) as f64
-}
-
-fn mean_usize(xs: &[usize]) -> f64 {
-    xs.iter().sum::<usize>() as f64 / xs.len().max(1) as f64
-}
-
-/// Fisher-Yates with the run's generator.
-fn shuffle(v: &mut [usize], rng: &mut NpRandom) {
-    for i in (1..v.len()).rev() {
-        let j = rng.integers(i as u64 + 1) as usize;
-        v.swap(i, j);
-    }
 }
 
 #[cfg(test)]

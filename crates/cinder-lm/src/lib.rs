@@ -30,6 +30,8 @@ pub mod evaluate;
 pub mod grpo;
 pub mod logprobs;
 pub mod model;
+pub mod ppo;
+pub mod rollout;
 pub mod run;
 pub mod sampling;
 pub mod sft;

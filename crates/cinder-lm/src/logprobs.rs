@@ -5,6 +5,7 @@
 use crate::error::{LmError, Result};
 use crate::model::{PaddedBatch, TransformerPolicy, int_tensor};
 use crate::vocab::PAD;
+use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -30,6 +31,59 @@ pub fn completion_log_probs<B: Backend>(
     prompts: &[Vec<u32>],
     completions: &[Vec<u32>],
 ) -> Result<TokenLogProbs<B>> {
+    let forced = teacher_forced(policy, prompts, completions)?;
+    Ok(forced.log_probs(policy))
+}
+
+/// [`completion_log_probs`] and, from the same pass, `value_head`'s estimate `[batch, longest
+/// completion]` at each completion token: the value of the state the token is chosen in (the
+/// prompt and the completion before it), read from the hidden state that predicts the token.
+pub fn completion_log_probs_and_values<B: Backend>(
+    policy: &TransformerPolicy<B>,
+    value_head: &Linear<B>,
+    prompts: &[Vec<u32>],
+    completions: &[Vec<u32>],
+) -> Result<(TokenLogProbs<B>, Tensor<B, 2>)> {
+    let forced = teacher_forced(policy, prompts, completions)?;
+    let [b, c, _] = forced.hidden.dims();
+    let values = value_head.forward(forced.hidden.clone()).reshape([b, c]);
+    Ok((forced.log_probs(policy), values))
+}
+
+/// One teacher-forced pass: the final hidden states at the positions that predict each
+/// completion token, `[batch, c, d_model]`, and what scoring them needs.
+struct TeacherForced<B: Backend> {
+    hidden: Tensor<B, 3>,
+    targets: Vec<i64>,
+    mask: Vec<f32>,
+    lengths: Vec<usize>,
+}
+
+impl<B: Backend> TeacherForced<B> {
+    fn log_probs(self, policy: &TransformerPolicy<B>) -> TokenLogProbs<B> {
+        let [b, c, _] = self.hidden.dims();
+        let device = self.hidden.device();
+        let log_softmax = log_softmax(policy.logits(self.hidden), 2);
+        let targets = int_tensor::<B>(self.targets, [b, c], &device).reshape([b, c, 1]);
+        let log_probs = log_softmax.clone().gather(2, targets).reshape([b, c]);
+        let entropy = (log_softmax.clone().exp() * log_softmax)
+            .sum_dim(2)
+            .neg()
+            .reshape([b, c]);
+        TokenLogProbs {
+            log_probs,
+            entropy,
+            mask: Tensor::from_data(TensorData::new(self.mask, [b, c]), &device),
+            lengths: self.lengths,
+        }
+    }
+}
+
+fn teacher_forced<B: Backend>(
+    policy: &TransformerPolicy<B>,
+    prompts: &[Vec<u32>],
+    completions: &[Vec<u32>],
+) -> Result<TeacherForced<B>> {
     if prompts.len() != completions.len() {
         return Err(LmError::InvalidConfig(format!(
             "{} prompts but {} completions",
@@ -76,22 +130,12 @@ pub fn completion_log_probs<B: Backend>(
         tokens,
         padding: prompt_batch.padding,
     };
-    let (logits, _) = policy.forward(&batch)?;
-    let device = logits.device();
-    let vocab = policy.vocab_size();
+    let (hidden, _) = policy.forward_hidden(&batch)?;
     // Position p − 1 + j predicts completion token j.
-    let log_softmax = log_softmax(logits.narrow(1, p - 1, c), 2);
-    let targets = int_tensor::<B>(targets, [b, c], &device).reshape([b, c, 1]);
-    let log_probs = log_softmax.clone().gather(2, targets).reshape([b, c]);
-    let entropy = (log_softmax.clone().exp() * log_softmax)
-        .sum_dim(2)
-        .neg()
-        .reshape([b, c]);
-    debug_assert_eq!(vocab, policy.vocab_size());
-    Ok(TokenLogProbs {
-        log_probs,
-        entropy,
-        mask: Tensor::from_data(TensorData::new(mask, [b, c]), &device),
+    Ok(TeacherForced {
+        hidden: hidden.narrow(1, p - 1, c),
+        targets,
+        mask,
         lengths,
     })
 }
@@ -112,8 +156,9 @@ mod tests {
     #[test]
     fn log_probs_equal_log_softmax_and_pick_computed_independently() {
         let device = Default::default();
-        B::seed(&device, 7);
-        let policy = TransformerPolicyConfig::new().init::<B>(&device).unwrap();
+        let policy = TransformerPolicyConfig::new()
+            .init_seeded::<B>(7, &device)
+            .unwrap();
         let prompts: Vec<Vec<u32>> = ["123+45=", "9+9=", "s:4401="]
             .iter()
             .map(|p| encode_prompt(p).unwrap())

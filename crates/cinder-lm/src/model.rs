@@ -15,11 +15,14 @@
 use crate::error::LmError;
 use crate::vocab::{PAD, VOCAB_SIZE};
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use cinder_env::rng::NpRandom;
+use cinder_rl::distributions::standard_normal;
 
 /// The additive attention bias of a masked key (large and finite: a row whose keys are all
 /// masked, a padding query, stays finite).
@@ -72,29 +75,87 @@ impl TransformerPolicyConfig {
         Ok(())
     }
 
-    /// A freshly initialised policy on `device`.
+    /// A freshly initialised policy on `device`, its weights drawn on the host from seed 0
+    /// ([`TransformerPolicyConfig::init_seeded`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<TransformerPolicy<B>> {
+        self.init_seeded(0, device)
+    }
+
+    /// A freshly initialised policy on `device`, its weights drawn on the host from `seed`
+    /// alone, so that the same seed gives the same network on every backend and in every thread
+    /// (Burn's backend generator is process-wide: two runs initialising at once would
+    /// otherwise share it). PyTorch's and Burn's default distributions: linear weights and
+    /// biases `U(±1/√fan_in)`, embeddings `N(0, 1)`, layer norms 1 and 0.
+    pub fn init_seeded<B: Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> crate::Result<TransformerPolicy<B>> {
         self.validate()?;
+        let mut rng = NpRandom::from_seed(seed);
+        let rng = &mut rng;
+        let token_embedding = embedding(self.vocab_size, self.d_model, rng, device);
+        let position_embedding = embedding(self.max_len, self.d_model, rng, device);
         let blocks = (0..self.n_layers)
             .map(|_| Block {
                 norm_attention: LayerNormConfig::new(self.d_model).init(device),
-                qkv: LinearConfig::new(self.d_model, 3 * self.d_model).init(device),
-                projection: LinearConfig::new(self.d_model, self.d_model).init(device),
+                qkv: linear(self.d_model, 3 * self.d_model, rng, device),
+                projection: linear(self.d_model, self.d_model, rng, device),
                 norm_mlp: LayerNormConfig::new(self.d_model).init(device),
-                mlp_in: LinearConfig::new(self.d_model, self.d_ff).init(device),
-                mlp_out: LinearConfig::new(self.d_ff, self.d_model).init(device),
+                mlp_in: linear(self.d_model, self.d_ff, rng, device),
+                mlp_out: linear(self.d_ff, self.d_model, rng, device),
                 n_heads: self.n_heads,
             })
             .collect();
         Ok(TransformerPolicy {
-            token_embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
-            position_embedding: EmbeddingConfig::new(self.max_len, self.d_model).init(device),
+            token_embedding,
+            position_embedding,
             blocks,
             norm: LayerNormConfig::new(self.d_model).init(device),
-            head: LinearConfig::new(self.d_model, self.vocab_size).init(device),
+            head: linear(self.d_model, self.vocab_size, rng, device),
             max_len: self.max_len,
             vocab_size: self.vocab_size,
         })
+    }
+}
+
+/// A `[rows, cols]` parameter of host values.
+fn host_param<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Param<Tensor<B, D>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+/// A linear layer with weights and bias drawn from `U(±1/√d_in)` on the host.
+pub(crate) fn linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    rng: &mut NpRandom,
+    device: &B::Device,
+) -> Linear<B> {
+    let bound = 1.0 / (d_in as f64).sqrt();
+    let mut uniform =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect() };
+    let mut layer = LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Zeros)
+        .init(device);
+    layer.weight = host_param(uniform(d_in * d_out), [d_in, d_out], device);
+    layer.bias = Some(host_param(uniform(d_out), [d_out], device));
+    layer
+}
+
+/// An embedding table drawn from `N(0, 1)` on the host.
+fn embedding<B: Backend>(
+    n: usize,
+    d: usize,
+    rng: &mut NpRandom,
+    device: &B::Device,
+) -> Embedding<B> {
+    let values = (0..n * d).map(|_| standard_normal(rng) as f32).collect();
+    Embedding {
+        weight: host_param(values, [n, d], device),
     }
 }
 
@@ -272,6 +333,13 @@ impl<B: Backend> TransformerPolicy<B> {
     /// The logits `[batch, width, vocab]` of every position of a left-padded batch (causal), and
     /// the cache of its keys and values.
     pub fn forward(&self, batch: &PaddedBatch) -> crate::Result<(Tensor<B, 3>, KvCache<B>)> {
+        let (hidden, cache) = self.forward_hidden(batch)?;
+        Ok((self.logits(hidden), cache))
+    }
+
+    /// The final (normalised) hidden states `[batch, width, d_model]` of every position of a
+    /// left-padded batch, what the vocabulary head (and a value head) reads, and the cache.
+    pub fn forward_hidden(&self, batch: &PaddedBatch) -> crate::Result<(Tensor<B, 3>, KvCache<B>)> {
         if batch.width > self.max_len {
             return Err(LmError::ContextOverflow {
                 length: batch.width,
@@ -299,10 +367,9 @@ impl<B: Backend> TransformerPolicy<B> {
             x = y;
             layers.push(kv);
         }
-        let logits = self.head.forward(self.norm.forward(x));
         let next_position = batch.padding.iter().map(|&pad| (w - pad) as i64).collect();
         Ok((
-            logits,
+            self.norm.forward(x),
             KvCache {
                 layers,
                 padding: batch.padding.clone(),
@@ -310,6 +377,17 @@ impl<B: Backend> TransformerPolicy<B> {
                 next_position,
             },
         ))
+    }
+
+    /// The vocabulary logits `[batch, positions, vocab]` of final hidden states (from
+    /// [`TransformerPolicy::forward_hidden`]).
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.head.forward(hidden)
+    }
+
+    /// The width of the residual stream.
+    pub fn d_model(&self) -> usize {
+        self.head.weight.dims()[0]
     }
 
     /// Feeds one token per sequence (`tokens`, `[batch]`) after the cached ones: its logits
@@ -375,6 +453,7 @@ pub(crate) fn int_tensor<B: Backend>(
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use burn::backend::NdArray;
 
@@ -415,8 +494,9 @@ mod tests {
     #[test]
     fn padding_does_not_change_a_sequence_and_the_cache_matches_the_full_pass() {
         let device = Default::default();
-        B::seed(&device, 3);
-        let policy = TransformerPolicyConfig::new().init::<B>(&device).unwrap();
+        let policy = TransformerPolicyConfig::new()
+            .init_seeded::<B>(3, &device)
+            .unwrap();
         let short = vec![1u32, 5, 14, 40, 7];
         let long = vec![1u32, 9, 8, 7, 6, 41, 5, 40];
         // Alone, and left-padded beside a longer sequence: the same logits.
@@ -452,5 +532,25 @@ mod tests {
             }
         }
         assert_eq!(cache.len(), 6 + short.len() - split);
+    }
+
+    /// The weights depend on the seed alone: the same in every thread, even initialising at
+    /// the same time (Burn's process-wide generator is not used), and others for another seed.
+    #[test]
+    fn the_seed_alone_gives_the_weights() {
+        let weights = |seed| {
+            let policy = TransformerPolicyConfig::new()
+                .init_seeded::<B>(seed, &Default::default())
+                .unwrap();
+            cinder_rl::checkpoint::module_to_bytes::<B, _>(&policy)
+        };
+        let here = weights(5);
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || weights(5)))
+            .collect();
+        for t in threads {
+            assert!(t.join().unwrap() == here);
+        }
+        assert!(weights(6) != here);
     }
 }

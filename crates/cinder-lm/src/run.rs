@@ -8,8 +8,11 @@
 
 use crate::error::LmError;
 use crate::evaluate::{Accuracy, accuracy};
-use crate::grpo::{Grpo, GrpoConfig, GrpoState, SampleRow};
+use crate::grpo::{Grpo, GrpoConfig};
+use crate::model::TransformerPolicy;
 use crate::model::TransformerPolicyConfig;
+use crate::ppo::{Ppo, PpoConfig};
+use crate::rollout::{LearnerState, SampleRow};
 use crate::sft::{SftConfig, adam, sft_step};
 use crate::task::{ProblemSampler, ProblemSet, Rewards, Task};
 use burn::config::Config;
@@ -80,6 +83,24 @@ pub struct SequenceRunConfig {
         default = "GrpoConfig::new().with_learning_rate(3e-4).with_lr_scheduler_type(crate::grpo::LrScheduler::Constant).with_beta(0.0).with_prompts_per_step(32).with_num_iterations(2)"
     )]
     pub grpo: GrpoConfig,
+    /// The RL algorithm: GRPO (RLOO with `grpo.baseline = leave_one_out`) or PPO.
+    #[config(default = "SequenceAlgorithm::Grpo")]
+    pub algorithm: SequenceAlgorithm,
+    /// PPO's settings (used when `algorithm` is `ppo`). TRL's defaults except: learning rate
+    /// 3e-4, 256 prompts per rollout (the same completions per step as GRPO's 32 × 8) and 2
+    /// epochs per rollout (GRPO's μ).
+    #[config(default = "PpoConfig::new()")]
+    pub ppo: PpoConfig,
+}
+
+/// The RL algorithm of a sequence run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceAlgorithm {
+    /// GRPO, or RLOO with `grpo.baseline = leave_one_out` ([`crate::grpo`]).
+    Grpo,
+    /// PPO with a value head ([`crate::ppo`]).
+    Ppo,
 }
 
 impl SequenceRunConfig {
@@ -87,7 +108,10 @@ impl SequenceRunConfig {
     pub fn validate(&self) -> crate::Result<()> {
         self.model.validate()?;
         self.sft.validate()?;
-        self.grpo.validate()?;
+        match self.algorithm {
+            SequenceAlgorithm::Grpo => self.grpo.validate()?,
+            SequenceAlgorithm::Ppo => self.ppo.validate()?,
+        }
         if self.min_length == 0 || self.min_length > self.length || self.eval_problems == 0 {
             return Err(LmError::InvalidConfig(format!(
                 "need 1 <= min_length <= length and eval_problems >= 1 (got {}, {}, {})",
@@ -96,25 +120,36 @@ impl SequenceRunConfig {
         }
         // The longest OOD problem must fit the completion budget and the context.
         let (prompt, answer) = self.task.max_text_lengths(self.length + 1);
-        if self.grpo.max_completion_length < answer + 1 {
+        let max_completion_length = self.max_completion_length();
+        if max_completion_length < answer + 1 {
             return Err(LmError::InvalidConfig(format!(
                 "max_completion_length ({}) is shorter than the longest {} answer at length {} \
                  plus EOS ({})",
-                self.grpo.max_completion_length,
+                max_completion_length,
                 self.task.name(),
                 self.length + 1,
                 answer + 1
             )));
         }
-        if prompt + 1 + self.grpo.max_completion_length > self.model.max_len {
+        if prompt + 1 + max_completion_length > self.model.max_len {
             return Err(LmError::ContextOverflow {
-                length: prompt + 1 + self.grpo.max_completion_length,
+                length: prompt + 1 + max_completion_length,
                 prompt: prompt + 1,
-                completion: self.grpo.max_completion_length,
+                completion: max_completion_length,
                 context: self.model.max_len,
             });
         }
         Ok(())
+    }
+}
+
+impl SequenceRunConfig {
+    /// The active algorithm's completion budget (also the evaluations').
+    pub fn max_completion_length(&self) -> usize {
+        match self.algorithm {
+            SequenceAlgorithm::Grpo => self.grpo.max_completion_length,
+            SequenceAlgorithm::Ppo => self.ppo.max_completion_length,
+        }
     }
 }
 
@@ -163,7 +198,7 @@ enum MetricsLine<'a> {
     Rl {
         iteration: u64,
         #[serde(flatten)]
-        metrics: &'a crate::grpo::GrpoMetrics,
+        metrics: &'a serde_json::Value,
         held_out_accuracy: Option<f64>,
     },
 }
@@ -174,7 +209,7 @@ enum MetricsLine<'a> {
 struct CheckpointHeader {
     /// Always [`ALGORITHM`].
     algorithm: String,
-    grpo: GrpoState,
+    learner: LearnerState,
     #[serde(flatten)]
     progress: Progress,
 }
@@ -245,9 +280,8 @@ pub fn run<B: AutodiffBackend>(
         ood,
         mut sampler,
     } = Problems::new(config)?;
-    let max_c = config.grpo.max_completion_length;
-    B::seed(device, config.seed);
-    let mut policy = config.model.init::<B>(device)?;
+    let max_c = config.max_completion_length();
+    let mut policy = config.model.init_seeded::<B>(config.seed, device)?;
 
     // The warm start.
     let start = Instant::now();
@@ -306,16 +340,25 @@ pub fn run<B: AutodiffBackend>(
         config.reward_weights.clone(),
         config.task,
     )?;
-    let grpo = Grpo::new(
-        config.grpo.clone(),
-        policy,
-        sampler,
-        rewards,
-        config.seed,
-        config.rl_steps as u64,
-    )?;
+    let learner = match config.algorithm {
+        SequenceAlgorithm::Grpo => Learner::Grpo(Grpo::new(
+            config.grpo.clone(),
+            policy,
+            sampler,
+            rewards,
+            config.seed,
+            config.rl_steps as u64,
+        )?),
+        SequenceAlgorithm::Ppo => Learner::Ppo(Ppo::new(
+            config.ppo.clone(),
+            policy,
+            sampler,
+            rewards,
+            config.seed,
+        )?),
+    };
     let state = RlPhase {
-        grpo,
+        learner,
         held_out,
         ood,
         progress: Progress {
@@ -368,29 +411,42 @@ pub fn resume<B: AutodiffBackend>(
         config.reward_weights.clone(),
         config.task,
     )?;
-    let grpo = Grpo::restore(
-        config.grpo.clone(),
-        config.rl_steps as u64,
-        &checkpoint,
-        &path,
-        header.grpo.clone(),
-        config.model.init::<B>(device)?,
-        sampler,
-        rewards,
-    )?;
+    let skeleton = config.model.init::<B>(device)?;
+    let state = header.learner.clone();
+    let learner = match config.algorithm {
+        SequenceAlgorithm::Grpo => Learner::Grpo(Grpo::restore(
+            config.grpo.clone(),
+            config.rl_steps as u64,
+            &checkpoint,
+            &path,
+            state,
+            skeleton,
+            sampler,
+            rewards,
+        )?),
+        SequenceAlgorithm::Ppo => Learner::Ppo(Ppo::restore(
+            config.ppo.clone(),
+            &checkpoint,
+            &path,
+            state,
+            skeleton,
+            sampler,
+            rewards,
+        )?),
+    };
     let json = serde_json::to_vec_pretty(&config).map_err(|e| {
         LmError::InvalidConfig(format!("the configuration does not serialise: {e}"))
     })?;
     cinder_rl::checkpoint::write_file_atomic(&dir.join(cinder_rl::run::files::CONFIG), &json)?;
-    let mut run_dir = RunDir::reopen(dir, header.grpo.step)?;
+    let mut run_dir = RunDir::reopen(dir, header.learner.step)?;
     log(&format!(
         "resuming {} at RL step {} of {}",
         dir.display(),
-        header.grpo.step,
+        header.learner.step,
         config.rl_steps
     ));
     RlPhase {
-        grpo,
+        learner,
         held_out,
         ood,
         progress: header.progress,
@@ -400,7 +456,7 @@ pub fn resume<B: AutodiffBackend>(
 
 /// The RL phase's state: what a checkpoint holds.
 struct RlPhase<B: AutodiffBackend> {
-    grpo: Grpo<B>,
+    learner: Learner<B>,
     held_out: ProblemSet,
     ood: ProblemSet,
     progress: Progress,
@@ -411,7 +467,7 @@ impl<B: AutodiffBackend> RlPhase<B> {
         let mut checkpoint = Checkpoint::new(serde_json::Value::Null);
         let header = CheckpointHeader {
             algorithm: ALGORITHM.into(),
-            grpo: self.grpo.save(&mut checkpoint),
+            learner: self.learner.save(&mut checkpoint),
             progress: self.progress.clone(),
         };
         checkpoint.meta = serde_json::to_value(&header)
@@ -427,15 +483,15 @@ impl<B: AutodiffBackend> RlPhase<B> {
         mut dir: Option<&mut RunDir>,
         log: &mut dyn FnMut(&str),
     ) -> crate::Result<SequenceRunSummary> {
-        let max_c = config.grpo.max_completion_length;
+        let max_c = config.max_completion_length();
         let mut start = Instant::now();
-        while (self.grpo.steps() as usize) < config.rl_steps {
-            let metrics = self.grpo.step()?;
+        while (self.learner.steps() as usize) < config.rl_steps {
+            let metrics = self.learner.step()?;
             let step = metrics.step;
             self.progress.speeds.push(metrics.tokens_per_second);
             let acc = if step % config.eval_every as u64 == 0 {
                 let a = accuracy(
-                    &self.grpo.policy().valid(),
+                    &self.learner.policy().valid(),
                     &self.held_out,
                     max_c,
                     0,
@@ -446,7 +502,7 @@ impl<B: AutodiffBackend> RlPhase<B> {
                     "RL step {step}: reward {:.3}, held-out accuracy {a:.3}, kl {:.4}, {:.0} tokens/s",
                     metrics.reward, metrics.kl, metrics.tokens_per_second
                 ));
-                log(&sample_table(self.grpo.last_samples()));
+                log(&sample_table(self.learner.last_samples()));
                 Some(a)
             } else {
                 None
@@ -454,7 +510,7 @@ impl<B: AutodiffBackend> RlPhase<B> {
             if let Some(d) = dir.as_deref_mut() {
                 d.append_metrics(&MetricsLine::Rl {
                     iteration: step,
-                    metrics: &metrics,
+                    metrics: &metrics.line,
                     held_out_accuracy: acc,
                 })?;
                 if config.checkpoint_every > 0 && step % config.checkpoint_every as u64 == 0 {
@@ -464,7 +520,7 @@ impl<B: AutodiffBackend> RlPhase<B> {
                 }
             }
         }
-        let policy = self.grpo.policy().valid();
+        let policy = self.learner.policy().valid();
         let after = accuracy(&policy, &self.held_out, max_c, config.pass_k, config.seed)?;
         let ood_after = accuracy(&policy, &self.ood, max_c, config.pass_k, config.seed)?;
         self.progress.rl_seconds += start.elapsed().as_secs_f64();
@@ -484,7 +540,7 @@ impl<B: AutodiffBackend> RlPhase<B> {
             held_out_after: after,
             ood_after,
             sft_steps: h.sft_steps,
-            rl_steps: self.grpo.steps(),
+            rl_steps: self.learner.steps(),
             sft_seconds: h.sft_seconds,
             rl_seconds: h.rl_seconds,
             tokens_per_second: speeds.get(speeds.len() / 2).copied().unwrap_or(0.0),
@@ -499,6 +555,87 @@ impl<B: AutodiffBackend> RlPhase<B> {
             )?;
         }
         Ok(summary)
+    }
+}
+
+/// The run's RL learner.
+enum Learner<B: AutodiffBackend> {
+    Grpo(Grpo<B>),
+    Ppo(Ppo<B>),
+}
+
+/// One step's metrics: the metrics line, and what the progress line shows.
+struct StepMetrics {
+    line: serde_json::Value,
+    step: u64,
+    reward: f64,
+    kl: f64,
+    tokens_per_second: f64,
+}
+
+impl<B: AutodiffBackend> Learner<B> {
+    fn step(&mut self) -> crate::Result<StepMetrics> {
+        let (line, step, reward, kl, tokens_per_second) = match self {
+            Self::Grpo(g) => {
+                let m = g.step()?;
+                let line = serde_json::to_value(&m);
+                (
+                    line,
+                    m.step,
+                    m.completions.reward,
+                    m.kl,
+                    m.tokens_per_second,
+                )
+            }
+            Self::Ppo(p) => {
+                let m = p.step()?;
+                let line = serde_json::to_value(&m);
+                (
+                    line,
+                    m.step,
+                    m.completions.reward,
+                    m.kl,
+                    m.tokens_per_second,
+                )
+            }
+        };
+        let line =
+            line.map_err(|e| LmError::InvalidConfig(format!("metrics do not serialise: {e}")))?;
+        Ok(StepMetrics {
+            line,
+            step,
+            reward,
+            kl,
+            tokens_per_second,
+        })
+    }
+
+    fn policy(&self) -> &TransformerPolicy<B> {
+        match self {
+            Self::Grpo(g) => g.policy(),
+            Self::Ppo(p) => p.policy(),
+        }
+    }
+
+    fn steps(&self) -> u64 {
+        match self {
+            Self::Grpo(g) => g.steps(),
+            Self::Ppo(p) => p.steps(),
+        }
+    }
+
+    fn last_samples(&self) -> &[SampleRow] {
+        match self {
+            Self::Grpo(g) => g.last_samples(),
+            Self::Ppo(p) => p.last_samples(),
+        }
+    }
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> LearnerState {
+        match self {
+            Self::Grpo(g) => g.save(checkpoint),
+            Self::Ppo(p) => p.save(checkpoint),
+        }
     }
 }
 

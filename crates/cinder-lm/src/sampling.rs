@@ -282,8 +282,9 @@ mod tests {
     #[test]
     fn cached_and_uncached_sampling_give_the_same_tokens() {
         let device = Default::default();
-        B::seed(&device, 11);
-        let policy = TransformerPolicyConfig::new().init::<B>(&device).unwrap();
+        let policy = TransformerPolicyConfig::new()
+            .init_seeded::<B>(11, &device)
+            .unwrap();
         let prompts: Vec<Vec<u32>> = ["12+34=", "5+6=", "s:93120=", "r:abc="]
             .iter()
             .map(|p| encode_prompt(p).unwrap())

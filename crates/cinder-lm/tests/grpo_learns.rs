@@ -3,7 +3,8 @@
 use burn::backend::{Autodiff, NdArray};
 use cinder_lm::LmError;
 use cinder_lm::grpo::GrpoConfig;
-use cinder_lm::run::{SequenceRunConfig, resume, run};
+use cinder_lm::ppo::PpoConfig;
+use cinder_lm::run::{SequenceAlgorithm, SequenceRunConfig, resume, run};
 use cinder_lm::task::Task;
 
 type B = Autodiff<NdArray>;
@@ -115,6 +116,15 @@ fn metric_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_resumed_run_continues_exactly() {
+    resumes_exactly(SequenceAlgorithm::Grpo);
+}
+
+#[test]
+fn a_resumed_ppo_run_continues_exactly() {
+    resumes_exactly(SequenceAlgorithm::Ppo);
+}
+
+fn resumes_exactly(algorithm: SequenceAlgorithm) {
     let device = Default::default();
     // A reference (β > 0) and μ = 2 so that every part of the state matters: the policy, Adam's
     // moments, the reference, the problem sampler's and the sampling generator's states.
@@ -131,10 +141,20 @@ fn a_resumed_run_continues_exactly() {
                     .with_num_iterations(2)
                     .with_prompts_per_step(4),
             )
+            .with_ppo(
+                PpoConfig::new()
+                    .with_kl_coef(0.04)
+                    .with_prompts_per_step(16)
+                    .with_num_mini_batches(2),
+            )
+            .with_algorithm(algorithm)
             .with_checkpoint_every(2)
             .with_eval_every(3)
     };
-    let root = std::env::temp_dir().join(format!("cinder-lm-resume-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!(
+        "cinder-lm-resume-{algorithm:?}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&root);
     let (straight, stopped) = (root.join("straight"), root.join("stopped"));
     let a = run::<B>(&config(5), &device, Some(&straight), &mut |_| {}).unwrap();
