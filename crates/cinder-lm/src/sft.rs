@@ -31,6 +31,10 @@ pub struct SftConfig {
     /// `eval_every` steps); 1 or more: only the step budget stops it.
     #[config(default = 0.4)]
     pub stop_at_accuracy: f64,
+    /// A check that stops the warm start above this accuracy (greedy accuracy can jump by
+    /// 0.06 in one step) hands RL the policy of the check before it instead.
+    #[config(default = 1.0)]
+    pub max_accuracy: f64,
     /// Steps between held-out checks.
     #[config(default = 20)]
     pub eval_every: usize,

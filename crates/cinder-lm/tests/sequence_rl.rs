@@ -1,4 +1,5 @@
-//! GRPO on a sequence task learns, deterministically, and refuses bad settings with typed errors.
+//! GRPO and PPO on a sequence task learn, deterministically, resume exactly, and refuse bad
+//! settings with typed errors.
 
 use burn::backend::{Autodiff, NdArray};
 use cinder_lm::LmError;
@@ -31,8 +32,12 @@ fn grpo_raises_held_out_accuracy_on_sorting() {
     let dir = std::env::temp_dir().join(format!("cinder-lm-grpo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let summary = run::<B>(&sort_run(40), &Default::default(), Some(&dir), &mut |_| {}).unwrap();
-    // Measured: 0.51 -> 0.80 with seed 1 (and 0.91 after 60 steps); the margin asked for here is
-    // 0.15, well above the held-out set's noise for 100 problems at this accuracy.
+    eprintln!(
+        "GRPO on sorting: {} -> {}",
+        summary.accuracy_before, summary.accuracy_after
+    );
+    // Measured: 0.38 -> 0.89 with seed 1; the margin asked for here is 0.15, well above the
+    // held-out set's noise for 100 problems at this accuracy.
     assert!(
         summary.accuracy_before <= 0.6,
         "the warm start should solve the task only sometimes: {summary:?}"
@@ -84,6 +89,30 @@ fn grpo_raises_held_out_accuracy_on_sorting() {
     }
     assert!(dir.join("config.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ppo_raises_held_out_accuracy_on_sorting() {
+    // Measured: 0.38 -> 0.78 with seed 1 after 40 steps of 128 prompts; the margin asked for
+    // is 0.15, as for GRPO.
+    let config = sort_run(40)
+        .with_algorithm(SequenceAlgorithm::Ppo)
+        .with_ppo(PpoConfig::new().with_prompts_per_step(128));
+    let summary = run::<B>(&config, &Default::default(), None, &mut |_| {}).unwrap();
+    eprintln!(
+        "PPO on sorting: {} -> {}",
+        summary.accuracy_before, summary.accuracy_after
+    );
+    assert!(
+        summary.accuracy_before <= 0.6,
+        "the warm start should solve the task only sometimes: {summary:?}"
+    );
+    assert!(
+        summary.accuracy_after >= summary.accuracy_before + 0.15,
+        "PPO did not improve enough: {} -> {}",
+        summary.accuracy_before,
+        summary.accuracy_after
+    );
 }
 
 #[test]
