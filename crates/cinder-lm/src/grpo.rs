@@ -15,7 +15,9 @@
 use crate::error::LmError;
 use crate::logprobs::completion_log_probs;
 use crate::model::TransformerPolicy;
-use crate::rollout::{CompletionStats, Generation, LearnerState, SampleRow, shuffle};
+use crate::rollout::{
+    CompletionStats, Generation, LearnerState, SampleRow, load_reference, shuffle,
+};
 use crate::sampling::SamplingConfig;
 use crate::sft::{PolicyOptimizer, adam};
 use crate::task::{ProblemSampler, Rewards};
@@ -376,19 +378,9 @@ impl<B: AutodiffBackend> Grpo<B> {
     ) -> crate::Result<Self> {
         config.validate()?;
         let device = skeleton.device();
-        let reference_skeleton = (config.beta > 0.0).then(|| skeleton.valid());
         let policy = checkpoint.module(path, "policy", "the policy", skeleton, &device)?;
         let optimizer = checkpoint.adam(path, "adam", &policy, adam(), &device)?;
-        let reference = match reference_skeleton {
-            Some(r) => Some(checkpoint.module::<B::InnerBackend, _>(
-                path,
-                "reference",
-                "the reference policy",
-                r,
-                &device,
-            )?),
-            None => None,
-        };
+        let reference = load_reference(checkpoint, path, &policy, config.beta > 0.0)?;
         sampler.set_rng(state.sampler_rng);
         Ok(Self {
             config,

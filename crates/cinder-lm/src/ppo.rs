@@ -16,7 +16,9 @@
 use crate::error::LmError;
 use crate::logprobs::{completion_log_probs, completion_log_probs_and_values};
 use crate::model::{TransformerPolicy, linear};
-use crate::rollout::{CompletionStats, Generation, LearnerState, SampleRow, shuffle};
+use crate::rollout::{
+    CompletionStats, Generation, LearnerState, SampleRow, load_reference, shuffle,
+};
 use crate::sampling::SamplingConfig;
 use crate::task::{ProblemSampler, Rewards};
 use burn::config::Config;
@@ -294,7 +296,6 @@ impl<B: AutodiffBackend> Ppo<B> {
     ) -> crate::Result<Self> {
         config.validate()?;
         let device = skeleton.device();
-        let reference_skeleton = (config.kl_coef > 0.0).then(|| skeleton.valid());
         let head = LinearConfig::new(skeleton.d_model(), 1)
             .with_initializer(burn::nn::Initializer::Zeros)
             .init(&device);
@@ -302,16 +303,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         let value_head = checkpoint.module(path, "value_head", "the value head", head, &device)?;
         let model = PolicyWithValue { policy, value_head };
         let optimizer = checkpoint.adam(path, "adam", &model, AdamConfig::new().init(), &device)?;
-        let reference = match reference_skeleton {
-            Some(r) => Some(checkpoint.module::<B::InnerBackend, _>(
-                path,
-                "reference",
-                "the reference policy",
-                r,
-                &device,
-            )?),
-            None => None,
-        };
+        let reference = load_reference(checkpoint, path, &model.policy, config.kl_coef > 0.0)?;
         sampler.set_rng(state.sampler_rng);
         Ok(Self {
             config,

@@ -154,6 +154,29 @@ impl Generation {
     }
 }
 
+/// The frozen reference of a checkpoint's `reference` section when `wanted` (a positive KL
+/// coefficient), loaded into the shape of `policy` (GRPO's and PPO's restore share it).
+pub(crate) fn load_reference<B: burn::tensor::backend::AutodiffBackend>(
+    checkpoint: &cinder_rl::checkpoint::Checkpoint,
+    path: &std::path::Path,
+    policy: &TransformerPolicy<B>,
+    wanted: bool,
+) -> crate::Result<Option<TransformerPolicy<B::InnerBackend>>> {
+    use burn::module::AutodiffModule;
+    if !wanted {
+        return Ok(None);
+    }
+    let skeleton = policy.valid();
+    let device = skeleton.device();
+    Ok(Some(checkpoint.module::<B::InnerBackend, _>(
+        path,
+        "reference",
+        "the reference policy",
+        skeleton,
+        &device,
+    )?))
+}
+
 /// Fisher-Yates with the run's generator.
 pub(crate) fn shuffle(v: &mut [usize], rng: &mut NpRandom) {
     for i in (1..v.len()).rev() {
