@@ -649,3 +649,24 @@ pub fn train_sequence(
     }
     Ok(summary)
 }
+
+/// Measures the sequence pipeline's sampling throughput (with and without the KV cache) and
+/// GRPO's and PPO's step times on `backend` ([`cinder_lm::throughput`], what
+/// `cinder-bench sequence` reports); `log` receives a line per workload.
+pub fn sequence_throughput(
+    config: &cinder_lm::throughput::ThroughputConfig,
+    backend: BackendKind,
+    log: Box<dyn FnMut(&str)>,
+) -> Result<cinder_lm::throughput::ThroughputReport, Error> {
+    struct ThroughputTask<'a> {
+        config: &'a cinder_lm::throughput::ThroughputConfig,
+        log: Box<dyn FnMut(&str)>,
+    }
+    impl BackendTask for ThroughputTask<'_> {
+        type Output = cinder_lm::Result<cinder_lm::throughput::ThroughputReport>;
+        fn run<B: AutodiffBackend>(mut self, device: B::Device) -> Self::Output {
+            cinder_lm::throughput::measure::<B>(self.config, &device, &mut *self.log)
+        }
+    }
+    Ok(dispatch(backend, ThroughputTask { config, log })??)
+}

@@ -12,7 +12,9 @@
 //!   time to solve over the same seeds;
 //! - [`backends`]: the same RL workloads (policy inference, PPO update, full PPO iterations,
 //!   training to solve) on every Burn backend compiled in (ndarray, WGPU, CUDA), beside PyTorch
-//!   in the same run, with a table and a plot ([`plot`]).
+//!   in the same run, with a table and a plot ([`plot`]);
+//! - [`sequence`]: the sequence pipeline (small transformer policy) on every backend: sampling
+//!   tokens per second with and without the KV cache, GRPO's and PPO's step times.
 //!
 //! Timing lives here, never in tests. Each figure is the median of several repetitions, with
 //! wall-clock and process CPU time.
@@ -35,4 +37,5 @@ pub mod measure;
 pub mod methods;
 pub mod plot;
 pub mod ppo;
+pub mod sequence;
 pub mod suite;

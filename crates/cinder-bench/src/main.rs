@@ -7,6 +7,7 @@
 //! cargo run --release -p cinder-bench -- suite --out assets/bench
 //! cargo run --release -p cinder-bench --features wgpu -- backends --backends ndarray,wgpu \
 //!     --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
+//! cargo run --release -p cinder-bench --features wgpu -- sequence --out assets/bench
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -42,6 +43,19 @@ enum Commands {
     /// Every algorithm on every classic-control env, seed by seed, with the envs' presets:
     /// greedy evaluations beside the RL Zoo's results.
     Suite(SuiteArgs),
+    /// The sequence pipeline on every backend compiled in: sampling tokens/s with and without
+    /// the KV cache, GRPO's and PPO's step times.
+    Sequence(cinder_bench::sequence::SequenceArgs),
+}
+
+fn run_sequence(args: cinder_bench::sequence::SequenceArgs) -> Result<()> {
+    let report = cinder_bench::sequence::run(&args)?;
+    println!("{}", report.markdown());
+    if let Some(out) = &args.out {
+        report.write(out)?;
+        eprintln!("wrote {0}/sequence.json and {0}/sequence.md", out.display());
+    }
+    Ok(())
 }
 
 fn run_backends(args: BackendsArgs) -> Result<()> {
@@ -477,5 +491,6 @@ fn main() -> Result<()> {
         Commands::Ppo(args) => run_ppo(args),
         Commands::Methods(args) => run_methods(args),
         Commands::Backends(args) => run_backends(args),
+        Commands::Sequence(args) => run_sequence(args),
     }
 }

@@ -130,3 +130,37 @@ fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
     );
     assert_eq!(table.lines().count(), 2 + 3 + 1, "{table}");
 }
+
+#[test]
+fn a_tiny_sequence_benchmark_measures_both_samplers_and_both_algorithms() {
+    use cinder::backend::BackendKind;
+    use cinder_bench::sequence::{SequenceArgs, SequenceReport, run};
+    let args = SequenceArgs {
+        backends: Some(vec![BackendKind::NdArray]),
+        batch: 4,
+        lengths: vec![2, 4],
+        repetitions: 1,
+        rl_steps: 1,
+        warmup: 0,
+        out: None,
+    };
+    let report = run(&args).unwrap();
+    assert_eq!(report.backends.len(), 1);
+    let table = report.markdown();
+    for length in [2, 4] {
+        assert!(
+            table.contains(&format!("| ndarray | {length} | ")),
+            "{table}"
+        );
+    }
+    assert!(table.contains("| ndarray | grpo | 256 | "), "{table}");
+    assert!(table.contains("| ndarray | ppo | 256 | "), "{table}");
+    let dir = std::env::temp_dir().join(format!("cinder-sequence-bench-{}", std::process::id()));
+    report.write(&dir).unwrap();
+    let back: SequenceReport =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sequence.json")).unwrap()).unwrap();
+    assert_eq!(back.backends[0].backend, "ndarray");
+    assert_eq!(back.backends[0].report.sampling.len(), 4);
+    assert_eq!(back.backends[0].report.run, report.backends[0].report.run);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

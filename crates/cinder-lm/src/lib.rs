@@ -36,6 +36,7 @@ pub mod run;
 pub mod sampling;
 pub mod sft;
 pub mod task;
+pub mod throughput;
 pub mod vocab;
 
 pub use error::{LmError, Result};
