@@ -55,18 +55,25 @@ def main():
     for r in rows:
         groups.setdefault((r["algo"], r["task"]), []).append(r)
     print()
-    print("| algorithm | task | runs | before | after | runs ≥ 0.90 | mean total wall s |")
-    print("|---|---|---:|---|---|---:|---:|")
+    print("| algorithm | task | runs | before | after | runs ≥ 0.90 | total wall s: mean, max "
+          "| tokens/s |")
+    print("|---|---|---:|---|---|---:|---|---:|")
     for (algo, task), rs in groups.items():
         before = [r["s"]["accuracy_before"] for r in rs]
         after = [r["s"]["accuracy_after"] for r in rs]
         walls = [r["wall"] for r in rs if r["wall"] is not None]
-        sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
-        wall = f"{statistics.mean(walls):.0f}" if walls else "–"
-        print(f"| {algo} | {task} | {len(rs)} | {statistics.mean(before):.3f} ± {sd(before):.3f} "
-              f"| {statistics.mean(after):.3f} ± {sd(after):.3f} "
-              f"| {sum(a >= 0.9 for a in after)} of {len(rs)} | {wall} |")
+        rates = [r["s"]["tokens_per_second"] for r in rs]
+        wall = f"{statistics.mean(walls):.0f}, {max(walls):.0f}" if walls else "–"
+        print(f"| {algo} | {task} | {len(rs)} | {spread(before)} | {spread(after)} "
+              f"| {sum(a >= 0.9 for a in after)} of {len(rs)} | {wall} "
+              f"| {statistics.mean(rates):,.0f} |")
 
+
+def spread(xs):
+    """Mean ± sample standard deviation; a single run is shown alone."""
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 if __name__ == "__main__":
     main()
