@@ -225,22 +225,32 @@ fn rl_parts<B: AutodiffBackend>(
     Ok((policy, sampler, rewards))
 }
 
-/// Splits timed steps into medians; `tokens` and `tokens_per_second` give each step's
-/// generation time.
-fn step_timing(algorithm: &str, completions: usize, steps: &[(f64, f64, f64)]) -> StepTiming {
-    let generation: Vec<f64> = steps
-        .iter()
-        .map(|&(_, tokens, rate)| tokens / rate.max(1e-12))
-        .collect();
-    let total: Vec<f64> = steps.iter().map(|&(s, _, _)| s).collect();
-    let update: Vec<f64> = total.iter().zip(&generation).map(|(t, g)| t - g).collect();
-    StepTiming {
+/// Runs `config.warmup` untimed and `config.rl_steps` timed steps of `step`, which returns a
+/// step's seconds, its completions' mean length and its sampling tokens per second; a step's
+/// generation time is its tokens over that rate.
+fn time_steps(
+    algorithm: &str,
+    completions: usize,
+    config: &ThroughputConfig,
+    mut step: impl FnMut() -> crate::Result<(f64, f64, f64)>,
+) -> crate::Result<StepTiming> {
+    let (mut total, mut generation, mut update) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..config.warmup + config.rl_steps {
+        let (seconds, mean_length, tokens_per_second) = step()?;
+        if i >= config.warmup {
+            let generating = mean_length * completions as f64 / tokens_per_second.max(1e-12);
+            total.push(seconds);
+            generation.push(generating);
+            update.push(seconds - generating);
+        }
+    }
+    Ok(StepTiming {
         algorithm: algorithm.into(),
         completions,
         step_seconds: median(total),
         generation_seconds: median(generation),
         update_seconds: median(update),
-    }
+    })
 }
 
 fn time_grpo<B: AutodiffBackend>(
@@ -249,25 +259,17 @@ fn time_grpo<B: AutodiffBackend>(
     device: &B::Device,
 ) -> crate::Result<StepTiming> {
     let (policy, sampler, rewards) = rl_parts::<B>(run, device)?;
-    let n = config.warmup + config.rl_steps;
-    let mut grpo = Grpo::new(
-        run.grpo.clone(),
-        policy,
-        sampler,
-        rewards,
-        run.seed,
-        n as u64,
-    )?;
+    let steps = (config.warmup + config.rl_steps) as u64;
+    let mut grpo = Grpo::new(run.grpo.clone(), policy, sampler, rewards, run.seed, steps)?;
     let completions = run.grpo.prompts_per_step * run.grpo.num_generations;
-    let mut timed = Vec::new();
-    for i in 0..n {
+    time_steps("grpo", completions, config, || {
         let m = grpo.step()?;
-        if i >= config.warmup {
-            let tokens = m.completions.mean_length * completions as f64;
-            timed.push((m.step_seconds, tokens, m.tokens_per_second));
-        }
-    }
-    Ok(step_timing("grpo", completions, &timed))
+        Ok((
+            m.step_seconds,
+            m.completions.mean_length,
+            m.tokens_per_second,
+        ))
+    })
 }
 
 fn time_ppo<B: AutodiffBackend>(
@@ -277,16 +279,14 @@ fn time_ppo<B: AutodiffBackend>(
 ) -> crate::Result<StepTiming> {
     let (policy, sampler, rewards) = rl_parts::<B>(run, device)?;
     let mut ppo = Ppo::new(run.ppo.clone(), policy, sampler, rewards, run.seed)?;
-    let completions = run.ppo.prompts_per_step;
-    let mut timed = Vec::new();
-    for i in 0..config.warmup + config.rl_steps {
+    time_steps("ppo", run.ppo.prompts_per_step, config, || {
         let m = ppo.step()?;
-        if i >= config.warmup {
-            let tokens = m.completions.mean_length * completions as f64;
-            timed.push((m.step_seconds, tokens, m.tokens_per_second));
-        }
-    }
-    Ok(step_timing("ppo", completions, &timed))
+        Ok((
+            m.step_seconds,
+            m.completions.mean_length,
+            m.tokens_per_second,
+        ))
+    })
 }
 
 #[cfg(test)]
