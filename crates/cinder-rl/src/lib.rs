@@ -62,6 +62,7 @@ pub mod policy;
 pub mod policy_gradient;
 pub mod ppo;
 pub mod reinforce;
+pub mod rollout;
 pub mod run;
 pub mod tensors;
 

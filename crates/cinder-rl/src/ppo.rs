@@ -15,7 +15,7 @@
 //! The loop reads top to bottom, one phase per block: rollout → bootstrap values → GAE →
 //! epochs × minibatches → metrics.
 
-use crate::advantages::{bootstrap_values, explained_variance, gae, normalize};
+use crate::advantages::{explained_variance, normalize};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, RlError};
 use crate::gradients::parameter_norm_tensor;
@@ -23,16 +23,17 @@ use crate::learner::PolicyTrainer;
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::normalize::VecNormalize;
 use crate::policy::NetworkConfig;
-use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution, sde_noise};
+use crate::policy::{Actions, ActorCritic, ActorCriticConfig};
+use crate::rollout::{
+    Rollout, RolloutEnvs, RolloutSettings, RolloutState, policy_config_for, require_same_step,
+};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use cinder_env::rng::NpRandom;
-use cinder_env::vector::{AutoresetMode, VectorEnv};
-use cinder_env::{SpaceValue, Value};
+use cinder_env::vector::VectorEnv;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -420,27 +421,17 @@ pub fn ppo_loss<B: Backend>(
     })
 }
 
-/// One rollout step's actions: for the envs, flattened for storage, and their log-probs.
-type SampledActions<A> = (Vec<A>, Vec<f32>, Vec<f32>);
-
 /// The trainer's state besides the policy and the optimiser: what a checkpoint must hold for a
 /// resumed run to continue exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TrainerState {
     iteration: u64,
     global_step: u64,
-    rng: NpRandom,
-    next_obs: Vec<f32>,
-    episode_return: Vec<f64>,
-    episode_length: Vec<u64>,
+    /// Generator, current observations, running episodes, normalisation, gSDE matrices.
+    #[serde(flatten)]
+    rollout: RolloutState,
     kl_coef: Option<f32>,
     wall_seconds: f64,
-    /// Observation and reward statistics (with `normalize_obs` / `normalize_reward`).
-    #[serde(default)]
-    normalize: Option<VecNormalize>,
-    /// gSDE's exploration matrices, `[num_envs, features, action_dim]` (with `use_sde`).
-    #[serde(default)]
-    sde_noise: Vec<f32>,
 }
 
 /// The checkpoint header's `algorithm` for PPO.
@@ -462,72 +453,35 @@ struct PpoCheckpointMeta {
 /// [`Value`] for a `Discrete` action space, `Vec<f32>` or [`Value`] for a `Box` one.
 pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
     config: PpoConfig,
-    envs: V,
+    /// The vector env and the rollout.
+    envs: RolloutEnvs<V>,
     /// The policy and its optimiser.
     trainer: PolicyTrainer<B>,
     state: TrainerState,
-    obs_dim: usize,
-    /// Floats per action in rollout storage: 1 (an index) or the action dimension.
-    action_width: usize,
-    /// The action space's bounds, when continuous actions are clipped before the env sees them.
-    action_bounds: Option<(Vec<f32>, Vec<f32>)>,
 }
 
-/// The policy config PPO builds for `envs`.
-fn policy_config_for<V: VectorEnv>(config: &PpoConfig, envs: &V) -> Result<ActorCriticConfig> {
-    let policy = config.network.actor_critic(
-        envs.single_observation_space(),
-        envs.single_action_space(),
-        config.seed,
-    )?;
-    if config.use_sde && !policy.continuous {
-        return Err(RlError::UnsupportedSpace(
-            "use_sde (gSDE) is for continuous actions; this env's actions are discrete".into(),
-        ));
+/// The rollout settings of a PPO configuration.
+fn rollout_settings(config: &PpoConfig) -> RolloutSettings {
+    RolloutSettings {
+        seed: config.seed,
+        num_steps: config.num_steps,
+        clip_actions: config.clip_actions,
+        use_sde: config.use_sde,
+        sde_sample_freq: config.sde_sample_freq,
+        normalize_obs: config.normalize_obs,
+        normalize_reward: config.normalize_reward,
+        clip_obs: config.clip_obs,
+        clip_reward: config.clip_reward,
+        gamma: config.gamma,
     }
-    Ok(policy.with_use_sde(config.use_sde))
-}
-
-/// PPO's rollout assumes Gymnasium 0.29's same-step autoreset (SB3's and CleanRL's): under
-/// NextStep the step after an episode's end is a reset transition (action ignored, reward 0)
-/// that would be trained on, and truncations would bootstrap from a stale observation.
-fn require_same_step<V: VectorEnv>(envs: &V) -> Result<()> {
-    match envs.autoreset_mode() {
-        AutoresetMode::SameStep => Ok(()),
-        mode => Err(RlError::InvalidConfig(format!(
-            "PPO needs a vector env with AutoresetMode::SameStep (the mode SB3 and CleanRL \
-             assume), this one uses {mode:?}: build it with AutoresetMode::SameStep"
-        ))),
-    }
-}
-
-/// `Ok` when a buffer a vector env returned has the length its spaces promise.
-fn check_len(what: &str, got: usize, expected: usize) -> Result<()> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(RlError::UnsupportedSpace(format!(
-            "the vector env returned {got} {what} where its spaces and num_envs give {expected}"
-        )))
-    }
-}
-
-/// Checks every buffer of a vector env's step against `num_envs` and `obs_dim`: a user's
-/// [`VectorEnv`] that returns short or long buffers gets an error, not an index panic.
-fn check_vec_step(step: &cinder_env::vector::VecStep<'_>, n: usize, d: usize) -> Result<()> {
-    check_len("observations", step.obs.len(), n * d)?;
-    check_len("final observations", step.final_obs.len(), n * d)?;
-    check_len("rewards", step.rewards.len(), n)?;
-    check_len("terminated flags", step.terminated.len(), n)?;
-    check_len("truncated flags", step.truncated.len(), n)
 }
 
 impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// A new learner on `envs` (whose `num_envs` must match the config). Builds the policy and
     /// resets the envs with `config.seed`; all randomness comes from that seed.
-    pub fn new(config: PpoConfig, mut envs: V, device: B::Device) -> Result<Self> {
+    pub fn new(config: PpoConfig, envs: V, device: B::Device) -> Result<Self> {
         config.validate()?;
-        require_same_step(&envs)?;
+        require_same_step("PPO", &envs)?;
         if envs.num_envs() != config.num_envs {
             return Err(RlError::InvalidConfig(format!(
                 "the vector env has {} sub-envs but num_envs is {}",
@@ -535,74 +489,21 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 config.num_envs
             )));
         }
-        let trainer = PolicyTrainer::new(policy_config_for(&config, &envs)?, device)?;
-        let mut next_obs = envs.reset(Some(config.seed))?.to_vec();
-        let n = config.num_envs;
-        check_len("reset observations", next_obs.len(), n * envs.obs_dim())?;
-        let mut normalize = VecNormalize::new(
-            n,
-            envs.obs_dim(),
-            (config.normalize_obs, config.normalize_reward),
-            (config.clip_obs, config.clip_reward),
-            f64::from(config.gamma),
-        )?;
-        normalize.observe(&mut next_obs);
-        let normalize = normalize.is_active().then_some(normalize);
+        let policy = policy_config_for(&config.network, config.use_sde, config.seed, &envs)?;
+        let trainer = PolicyTrainer::new(policy, device)?;
+        let mut envs = RolloutEnvs::new(envs, trainer.policy_config(), rollout_settings(&config))?;
         let state = TrainerState {
             iteration: 0,
             global_step: 0,
-            rng: NpRandom::from_seed(config.seed),
-            next_obs,
-            episode_return: vec![0.0; n],
-            episode_length: vec![0; n],
+            rollout: envs.reset()?,
             kl_coef: config.adaptive_kl.as_ref().map(|kl| kl.initial_coef),
             wall_seconds: 0.0,
-            normalize,
-            sde_noise: Vec::new(),
         };
-        Self::assemble(config, envs, trainer, state)
-    }
-
-    fn assemble(
-        config: PpoConfig,
-        envs: V,
-        trainer: PolicyTrainer<B>,
-        state: TrainerState,
-    ) -> Result<Self> {
-        let policy_config = trainer.policy_config();
-        let obs_dim = envs.obs_dim();
-        let action_width = if policy_config.continuous {
-            policy_config.action_dim
-        } else {
-            1
-        };
-        // The env's action type must take what the policy produces.
-        let probe = if policy_config.continuous {
-            Value::Continuous(vec![0.0; action_width])
-        } else {
-            Value::Discrete(0)
-        };
-        let action_bounds = match envs.single_action_space() {
-            cinder_env::Space::Box(b) if config.clip_actions && policy_config.continuous => {
-                Some((b.low.clone(), b.high.clone()))
-            }
-            _ => None,
-        };
-        if V::Action::from_value(probe.clone()).is_none() {
-            return Err(RlError::UnsupportedSpace(format!(
-                "the vector env's action type ({}) does not take {} actions",
-                std::any::type_name::<V::Action>(),
-                probe.as_value().kind()
-            )));
-        }
         Ok(Self {
             config,
             envs,
             trainer,
             state,
-            obs_dim,
-            action_width,
-            action_bounds,
         })
     }
 
@@ -614,8 +515,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     ///
     /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
     /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
-    pub fn resume(path: impl AsRef<Path>, mut envs: V, device: B::Device) -> Result<Self> {
-        require_same_step(&envs)?;
+    pub fn resume(path: impl AsRef<Path>, envs: V, device: B::Device) -> Result<Self> {
+        require_same_step("PPO", &envs)?;
         let path = path.as_ref();
         let checkpoint = Checkpoint::read(path)?;
         let meta = ppo_meta(path, &checkpoint)?;
@@ -630,51 +531,17 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 ),
             });
         }
-        let expected = policy_config_for(&meta.config, &envs)?;
+        let config = meta.config;
+        let expected = policy_config_for(&config.network, config.use_sde, config.seed, &envs)?;
         let trainer = PolicyTrainer::restore(path, &checkpoint, &meta.policy, &expected, device)?;
-        let env_state = meta
-            .envs
-            .as_ref()
-            .ok_or_else(|| RlError::CheckpointMismatch {
-                path: path.to_path_buf(),
-                reason: "it holds no env state (the env cannot save its state), so the run cannot \
-                     continue exactly; load the policy with checkpoint::load_policy instead"
-                    .into(),
-            })?;
-        envs.load_state(env_state)?;
-        check_len(
-            "the checkpoint's observations",
-            meta.trainer.next_obs.len(),
-            meta.config.num_envs * envs.obs_dim(),
-        )?;
-        for (name, len) in [
-            ("episode returns", meta.trainer.episode_return.len()),
-            ("episode lengths", meta.trainer.episode_length.len()),
-        ] {
-            check_len(name, len, meta.config.num_envs).map_err(|e| {
-                RlError::CheckpointMismatch {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                }
-            })?;
-        }
-        let mismatch = |reason: String| RlError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason,
-        };
-        match &meta.trainer.normalize {
-            Some(normalize) => normalize
-                .check_fits(meta.config.num_envs, envs.obs_dim())
-                .map_err(|e| mismatch(e.to_string()))?,
-            None if meta.config.normalize_obs || meta.config.normalize_reward => {
-                return Err(mismatch(
-                    "its config normalises observations or rewards but it holds no statistics"
-                        .into(),
-                ));
-            }
-            None => {}
-        }
-        Self::assemble(meta.config, envs, trainer, meta.trainer)
+        let mut envs = RolloutEnvs::new(envs, trainer.policy_config(), rollout_settings(&config))?;
+        envs.restore(path, meta.envs.as_ref(), &meta.trainer.rollout)?;
+        Ok(Self {
+            config,
+            envs,
+            trainer,
+            state: meta.trainer,
+        })
     }
 
     /// The current policy.
@@ -699,7 +566,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
 
     /// The vector env.
     pub fn envs(&self) -> &V {
-        &self.envs
+        self.envs.envs()
     }
 
     /// Whether all `num_iterations` are done.
@@ -721,63 +588,19 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         seed: u64,
     ) -> Result<Vec<f64>> {
         self.trainer
-            .evaluate(env, episodes, seed, self.state.normalize.as_ref())
+            .evaluate(env, episodes, seed, self.state.rollout.normalize.as_ref())
     }
 
     /// The observation (and reward) statistics, when the config normalises them.
     pub fn normalization(&self) -> Option<&VecNormalize> {
-        self.state.normalize.as_ref()
-    }
-
-    /// Samples one action per env from the rollout policy's distribution, on the host with the
-    /// trainer's generator. Returns the env actions, their flat storage rows and log-probs.
-    fn sample(
-        &mut self,
-        dist: PolicyDistribution<B::InnerBackend>,
-        features: Tensor<B::InnerBackend, 2>,
-    ) -> Result<SampledActions<V::Action>> {
-        let sampled = if self.config.use_sde {
-            dist.sample_sde(features, &self.state.sde_noise)?
-        } else {
-            dist.sample(&mut self.state.rng)
-        };
-        let bounds = &self.action_bounds;
-        let env_actions = sampled
-            .actions
-            .into_iter()
-            .map(|a| {
-                // The env sees the action clipped to its space; the rollout keeps the sample.
-                let a = match (a, bounds) {
-                    (Value::Continuous(mut a), Some((low, high))) => {
-                        crate::policy::clip_to_bounds(&mut a, low, high);
-                        Value::Continuous(a)
-                    }
-                    (a, _) => a,
-                };
-                V::Action::from_value(a).ok_or_else(|| {
-                    RlError::UnsupportedSpace(format!(
-                        "the vector env's action type ({}) does not take the policy's actions",
-                        std::any::type_name::<V::Action>()
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((env_actions, sampled.flat, sampled.log_probs))
-    }
-
-    /// Draws gSDE's exploration matrices, one per env, from the current `σ`.
-    fn reset_sde_noise(&mut self, policy: &ActorCritic<B::InnerBackend>) {
-        if let Some(std) = policy.sde_std() {
-            let std = read(std);
-            self.state.sde_noise = sde_noise(&std, self.config.num_envs, &mut self.state.rng);
-        }
+        self.state.rollout.normalize.as_ref()
     }
 
     /// Runs one iteration: a rollout of `num_steps` steps in every env, then the update.
     pub fn iterate(&mut self) -> Result<UpdateMetrics> {
         let start = Instant::now();
         let mut cfg = self.config.clone();
-        let (n, d, t_max, w) = (cfg.num_envs, self.obs_dim, cfg.num_steps, self.action_width);
+        let (n, d, w) = (cfg.num_envs, self.envs.obs_dim(), self.envs.action_width());
         let batch = cfg.batch_size();
         let iteration = self.state.iteration + 1;
         // Linear schedules (CleanRL's annealing, RL Zoo's `lin_X`): the fraction of the run left.
@@ -794,121 +617,25 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
 
         // --- Rollout, on the inner (non-autodiff) backend. Buffers are [num_steps, num_envs].
         let policy = self.trainer.model().valid();
-        let inner_device = self.trainer.device().clone();
-        let mut obs = Vec::with_capacity(batch * d); // [num_steps, num_envs, obs_dim]
-        let mut actions = vec![0f32; batch * w]; // [num_steps, num_envs, action_width]
-        let mut log_probs = vec![0f32; batch];
-        let mut rewards = vec![0f32; batch];
-        let mut values = vec![0f32; batch];
-        let mut terminated = vec![false; batch];
-        let mut truncated = vec![false; batch];
-        let mut final_values = vec![0f32; batch];
-        let mut episode_returns = Vec::new();
-        let mut episode_lengths = Vec::new();
-        for t in 0..t_max {
-            let clock = Instant::now();
-            let obs_t =
-                tensor2::<B::InnerBackend>(self.state.next_obs.clone(), n, d, &inner_device);
-            obs.extend_from_slice(&self.state.next_obs);
-            // gSDE: new exploration matrices at the start of each rollout, and every
-            // `sde_sample_freq` steps within it when set (SB3's `reset_noise`).
-            let resample = cfg.sde_sample_freq.is_some_and(|f| f > 0 && t % f == 0);
-            if cfg.use_sde && (t == 0 || resample) {
-                self.reset_sde_noise(&policy);
-            }
-            let (dist, features) = policy.distribution_and_features(obs_t.clone());
-            let (env_actions, flat, step_log_probs) = self.sample(dist, features)?;
-            let v = read(policy.value(obs_t));
-            actions[t * n * w..(t + 1) * n * w].copy_from_slice(&flat);
-            log_probs[t * n..(t + 1) * n].copy_from_slice(&step_log_probs);
-            values[t * n..(t + 1) * n].copy_from_slice(&v);
-            timings.inference += clock.elapsed().as_secs_f64();
-
-            let clock = Instant::now();
-            let step = self.envs.step(&env_actions)?;
-            check_vec_step(&step, n, d)?;
-            let step_rewards = match &mut self.state.normalize {
-                Some(normalize) => {
-                    let dones: Vec<bool> = (0..n)
-                        .map(|e| step.terminated[e] || step.truncated[e])
-                        .collect();
-                    normalize.rewards(step.rewards, &dones)?
-                }
-                None => step.rewards.iter().map(|&r| r as f32).collect(),
-            };
-            rewards[t * n..(t + 1) * n].copy_from_slice(&step_rewards);
-            let mut truncated_rows = Vec::new();
-            for e in 0..n {
-                let i = t * n + e;
-                terminated[i] = step.terminated[e];
-                truncated[i] = step.truncated[e];
-                self.state.episode_return[e] += step.rewards[e];
-                self.state.episode_length[e] += 1;
-                if step.terminated[e] || step.truncated[e] {
-                    episode_returns.push(self.state.episode_return[e]);
-                    episode_lengths.push(self.state.episode_length[e]);
-                    self.state.episode_return[e] = 0.0;
-                    self.state.episode_length[e] = 0;
-                    if step.truncated[e] && !step.terminated[e] {
-                        truncated_rows.push(e);
-                    }
-                }
-            }
-            self.state.next_obs.copy_from_slice(step.obs);
-            let mut final_obs: Vec<f32> = truncated_rows
-                .iter()
-                .flat_map(|&e| step.final_obs[e * d..(e + 1) * d].iter().copied())
-                .collect();
-            if let Some(normalize) = &mut self.state.normalize {
-                normalize.observe(&mut self.state.next_obs);
-                normalize.normalize_obs(&mut final_obs);
-            }
-            timings.env += clock.elapsed().as_secs_f64();
-            // Truncated episodes bootstrap from the value of their real final observation.
-            if !truncated_rows.is_empty() {
-                let clock = Instant::now();
-                let fv = read(policy.value(tensor2::<B::InnerBackend>(
-                    final_obs,
-                    truncated_rows.len(),
-                    d,
-                    &inner_device,
-                )));
-                for (k, &e) in truncated_rows.iter().enumerate() {
-                    final_values[t * n + e] = fv[k];
-                }
-                timings.inference += clock.elapsed().as_secs_f64();
-            }
-        }
+        let rollout = self.envs.collect(
+            &policy,
+            &mut self.state.rollout,
+            &mut timings,
+            self.trainer.device(),
+        )?;
 
         // --- Advantages and returns.
         let clock = Instant::now();
-        let last_values = read(policy.value(tensor2::<B::InnerBackend>(
-            self.state.next_obs.clone(),
-            n,
-            d,
-            &inner_device,
-        )));
-        let bootstrap = bootstrap_values(
-            &values,
-            &last_values,
-            &final_values,
-            &terminated,
-            &truncated,
-        )?;
-        let dones: Vec<bool> = terminated
-            .iter()
-            .zip(&truncated)
-            .map(|(a, b)| *a || *b)
-            .collect();
-        let (advantages, returns) = gae(
-            &rewards,
-            &values,
-            &bootstrap,
-            &dones,
-            n,
-            cfg.gamma,
-            cfg.gae_lambda,
-        )?;
+        let (advantages, returns) = rollout.gae(n, cfg.gamma, cfg.gae_lambda)?;
+        let Rollout {
+            obs,
+            actions,
+            log_probs,
+            values,
+            episode_returns,
+            episode_lengths,
+            ..
+        } = rollout;
 
         // --- Epochs × minibatches.
         let mb_size = cfg.minibatch_size();
@@ -939,7 +666,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         'epochs: for _epoch in 0..cfg.update_epochs {
             // Fisher-Yates shuffle on the seeded generator.
             for i in (1..batch).rev() {
-                let j = self.state.rng.integers(i as u64 + 1) as usize;
+                let j = self.state.rollout.rng.integers(i as u64 + 1) as usize;
                 indices.swap(i, j);
             }
             epoch_kl_sum = None;
@@ -1105,7 +832,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
             config: self.config.clone(),
             policy: self.trainer.policy_config().clone(),
             trainer: self.state.clone(),
-            envs: self.envs.save_state().ok(),
+            envs: self.envs.save_state(),
         };
         let mut checkpoint = Checkpoint::with_meta(path, &meta)?;
         self.trainer.write(&mut checkpoint);
