@@ -117,6 +117,21 @@ impl<B: Backend> DiagGaussian<B> {
     pub fn mode(&self) -> Tensor<B, 2> {
         self.mean.clone()
     }
+
+    /// The exact `KL(self ‖ other)`, summed over dimensions, `[batch]`:
+    /// `Σ_d log(σ_o/σ_s) + (σ_s² + (μ_s − μ_o)²) / (2σ_o²) − ½` (PyTorch's `kl_divergence` of
+    /// two `Normal`s, summed as SB3 sums it).
+    pub fn kl(&self, other: &Self) -> Tensor<B, 1> {
+        let var_ratio = (self.log_std.clone() - other.log_std.clone())
+            .mul_scalar(2.0)
+            .exp();
+        let mean_term = (self.mean.clone() - other.mean.clone()).square()
+            / other.log_std.clone().mul_scalar(2.0).exp();
+        ((var_ratio + mean_term).mul_scalar(0.5) - (self.log_std.clone() - other.log_std.clone()))
+            .sub_scalar(0.5)
+            .sum_dim(1)
+            .squeeze_dim(1)
+    }
 }
 
 /// A standard normal draw (Box-Muller on the NumPy-compatible generator).

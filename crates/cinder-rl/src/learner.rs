@@ -113,6 +113,12 @@ impl<B: AutodiffBackend> PolicyTrainer<B> {
         }
     }
 
+    /// Replaces the policy (TRPO's line search sets the actor's parameters directly); Adam's
+    /// state stays attached to the parameters' identities.
+    pub(crate) fn replace_model(&mut self, model: ActorCritic<B>) {
+        self.model = model;
+    }
+
     /// One gradient step on `loss`: backward, global-norm clipping at `max_grad_norm`
     /// (infinite: measured, not clipped), Adam at `learning_rate`. The loss and the gradient
     /// norm go into `checks`, read once at the end of the update.

@@ -65,5 +65,7 @@ pub mod reinforce;
 pub mod rollout;
 pub mod run;
 pub mod tensors;
+pub mod trpo;
+pub mod trust_region;
 
 pub use error::{Result, RlError};

@@ -588,6 +588,12 @@ impl<B: Backend> ActorCritic<B> {
         }
     }
 
+    /// The learned log standard deviation of a Gaussian policy (`[1, action_dim]`, or gSDE's
+    /// `[features, action_dim]`); `None` for a categorical one.
+    pub fn log_std(&self) -> Option<Tensor<B, 2>> {
+        self.log_std.as_ref().map(Param::val)
+    }
+
     /// The critic's values `V(s)`, `[batch]`.
     pub fn value(&self, obs: Tensor<B, 2>) -> Tensor<B, 1> {
         self.critic.forward(obs).squeeze_dim(1)
@@ -666,6 +672,200 @@ impl<B: Backend> ActorCritic<B> {
     /// The critic network.
     pub fn critic(&self) -> &Mlp<B> {
         &self.critic
+    }
+}
+
+impl<B: Backend> PolicyDistribution<B> {
+    /// The exact mean `KL(self ‖ other)` over the batch, `[1]` (TRPO's constraint). Errors if
+    /// the two are of different kinds.
+    pub fn mean_kl(&self, other: &Self) -> Result<Tensor<B, 1>> {
+        match (self, other) {
+            (Self::Categorical(p), Self::Categorical(q)) => Ok(p.kl(q).mean()),
+            (Self::Gaussian(p), Self::Gaussian(q)) => Ok(p.kl(q).mean()),
+            _ => Err(RlError::InvalidInput(
+                "a KL between a categorical and a Gaussian policy".into(),
+            )),
+        }
+    }
+
+    /// The same distribution with its parameters detached from any autodiff graph.
+    pub fn detach(self) -> Self {
+        match self {
+            Self::Categorical(d) => Self::Categorical(Categorical {
+                log_probs: d.log_probs.detach(),
+            }),
+            Self::Gaussian(d) => Self::Gaussian(DiagGaussian {
+                mean: d.mean.detach(),
+                log_std: d.log_std.detach(),
+            }),
+        }
+    }
+}
+
+/// The actor's parameters as one flat vector, and the actor as a function of it: what TRPO's
+/// natural-gradient step (gradients, Fisher-vector products, the line search) works on.
+///
+/// The vector holds, for each actor layer first to last, its weight `[d_in, d_out]` row by row
+/// and then its bias `[d_out]`; then, for a Gaussian policy, the log-std (`[1, action_dim]`, or
+/// gSDE's `[features, action_dim]`) row by row. [`ActorLayout::distribution`] computes exactly
+/// what [`ActorCritic::distribution`] computes, from such a vector, on any backend — also on a
+/// nested autodiff backend, for second derivatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorLayout {
+    /// `(d_in, d_out)` of each layer.
+    layers: Vec<(usize, usize)>,
+    activation: Activation,
+    /// The log-std's shape (Gaussian policies).
+    log_std: Option<[usize; 2]>,
+    use_sde: bool,
+}
+
+impl ActorLayout {
+    /// Floats in the flat vector.
+    pub fn len(&self) -> usize {
+        self.layers.iter().map(|(i, o)| i * o + o).sum::<usize>()
+            + self.log_std.map_or(0, |[r, c]| r * c)
+    }
+
+    /// Whether the actor has no parameters (never, for a policy built by [`ActorCriticConfig`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The action distribution for `obs` `[batch, obs_dim]` of the actor whose parameters are
+    /// `theta` `[len]`.
+    pub fn distribution<Bk: Backend>(
+        &self,
+        theta: Tensor<Bk, 1>,
+        obs: Tensor<Bk, 2>,
+    ) -> Result<PolicyDistribution<Bk>> {
+        let [n] = theta.dims();
+        if n != self.len() {
+            return Err(RlError::InvalidInput(format!(
+                "a flat actor parameter vector of {n} floats; this actor has {}",
+                self.len()
+            )));
+        }
+        let last = self.layers.len().saturating_sub(1);
+        let mut offset = 0;
+        let mut take = |rows: usize, cols: usize| {
+            let t = theta
+                .clone()
+                .slice(offset..offset + rows * cols)
+                .reshape([rows, cols]);
+            offset += rows * cols;
+            t
+        };
+        let mut x = obs;
+        let mut features = x.clone();
+        for (i, &(d_in, d_out)) in self.layers.iter().enumerate() {
+            if i == last {
+                features = x.clone();
+            }
+            let weight = take(d_in, d_out);
+            let bias = take(1, d_out);
+            x = x.matmul(weight) + bias;
+            if i < last {
+                x = self.activation.apply(x);
+            }
+        }
+        Ok(match self.log_std {
+            None => PolicyDistribution::Categorical(Categorical::from_logits(x)),
+            Some([rows, cols]) => {
+                let log_std = take(rows, cols);
+                if self.use_sde {
+                    let variance = features
+                        .detach()
+                        .square()
+                        .matmul(log_std.mul_scalar(2.0).exp());
+                    let log_sigma = variance.add_scalar(SDE_EPSILON).log().mul_scalar(0.5);
+                    PolicyDistribution::Gaussian(DiagGaussian::new(x, log_sigma))
+                } else {
+                    PolicyDistribution::Gaussian(DiagGaussian::new(x, log_std))
+                }
+            }
+        })
+    }
+}
+
+impl<B: Backend> ActorCritic<B> {
+    /// The actor's shape, for its flat parameter vector (see [`ActorLayout`]).
+    pub fn actor_layout(&self) -> ActorLayout {
+        ActorLayout {
+            layers: self
+                .actor
+                .layers
+                .iter()
+                .map(|layer| {
+                    let [d_in, d_out] = layer.weight.val().dims();
+                    (d_in, d_out)
+                })
+                .collect(),
+            activation: self.actor.activation,
+            log_std: self.log_std.as_ref().map(|p| p.val().dims()),
+            use_sde: self.use_sde,
+        }
+    }
+
+    /// The actor's parameters as one flat vector, `[layout.len()]` (see [`ActorLayout`]).
+    pub fn actor_parameters(&self) -> Tensor<B, 1> {
+        let mut parts = Vec::new();
+        for layer in &self.actor.layers {
+            parts.push(layer.weight.val().flatten::<1>(0, 1));
+            if let Some(bias) = &layer.bias {
+                parts.push(bias.val());
+            }
+        }
+        if let Some(log_std) = &self.log_std {
+            parts.push(log_std.val().flatten::<1>(0, 1));
+        }
+        Tensor::cat(parts, 0)
+    }
+
+    /// The same policy with the actor's parameters taken from `theta` (laid out as
+    /// [`ActorCritic::actor_parameters`] gives them); the critic, the parameters' identities
+    /// (an optimiser's state stays attached) and gradient tracking are kept.
+    ///
+    /// Errors ([`RlError::InvalidInput`]): `theta` of another length than the actor's.
+    pub fn with_actor_parameters(mut self, theta: Tensor<B, 1>) -> Result<Self> {
+        let layout = self.actor_layout();
+        let [n] = theta.dims();
+        if n != layout.len() {
+            return Err(RlError::InvalidInput(format!(
+                "a flat actor parameter vector of {n} floats; this actor has {}",
+                layout.len()
+            )));
+        }
+        let mut offset = 0;
+        let mut take = |dims: [usize; 2]| {
+            let count = dims[0] * dims[1];
+            let t = theta.clone().slice(offset..offset + count).reshape(dims);
+            offset += count;
+            t
+        };
+        let replace = |param: Param<Tensor<B, 2>>, value: Tensor<B, 2>| {
+            let track = param.is_require_grad();
+            param.map(|_| value.detach().set_require_grad(track))
+        };
+        let layers = std::mem::take(&mut self.actor.layers);
+        self.actor.layers = layers
+            .into_iter()
+            .map(|layer| {
+                let dims = layer.weight.val().dims();
+                let weight = replace(layer.weight, take(dims));
+                let bias = layer.bias.map(|b| {
+                    let track = b.is_require_grad();
+                    let value = take([1, dims[1]]).reshape([dims[1]]);
+                    b.map(|_| value.detach().set_require_grad(track))
+                });
+                Linear { weight, bias }
+            })
+            .collect();
+        if let Some(log_std) = self.log_std.take() {
+            let dims = log_std.val().dims();
+            self.log_std = Some(replace(log_std, take(dims)));
+        }
+        Ok(self)
     }
 }
 
