@@ -335,6 +335,11 @@ pub fn train_task(
         Algorithm::Grpo => "grpo",
         Algorithm::Reinforce => "rloo",
         Algorithm::Ppo => "ppo",
+        Algorithm::Trpo => {
+            return Err(Error::Config(
+                "TRPO trains env policies; a task run takes grpo, reinforce (RLOO) or ppo".into(),
+            ));
+        }
     };
     if args.no_preset {
         return Err(Error::Config(

@@ -5,7 +5,8 @@
 //! only what differs from the algorithm's defaults, and a `source` string saying where the
 //! numbers come from. A configuration is resolved in layers, each naming only what it changes:
 //!
-//! 1. the algorithm's defaults ([`PpoConfig::new`], [`reinforce::config`], [`grpo::config`]);
+//! 1. the algorithm's defaults ([`PpoConfig::new`], [`reinforce::config`], [`grpo::config`],
+//!    [`TrpoConfig::new`]);
 //! 2. the env's preset, if the algorithm has one for it;
 //! 3. a user's TOML file (`--config FILE`), keys at the top level (or under a table named after
 //!    the env id, so that one file can hold several envs);
@@ -30,6 +31,7 @@
 use crate::Error;
 use cinder_rl::policy_gradient::{PolicyGradientConfig, ReferenceKlConfig};
 use cinder_rl::ppo::{AdaptiveKlConfig, PpoConfig};
+use cinder_rl::trpo::TrpoConfig;
 use cinder_rl::{grpo, reinforce};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,11 +49,13 @@ pub enum Algorithm {
     Reinforce,
     /// GRPO ([`cinder_rl::grpo`]): the policy-gradient learner with group-relative advantages.
     Grpo,
+    /// TRPO ([`cinder_rl::trpo`]): the natural-gradient step inside a KL trust region.
+    Trpo,
 }
 
 impl Algorithm {
     /// Every algorithm.
-    pub const ALL: [Algorithm; 3] = [Self::Ppo, Self::Reinforce, Self::Grpo];
+    pub const ALL: [Algorithm; 4] = [Self::Ppo, Self::Reinforce, Self::Grpo, Self::Trpo];
 
     /// The name on command lines and in run directories.
     pub fn name(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Algorithm {
             Self::Ppo => "ppo",
             Self::Reinforce => "reinforce",
             Self::Grpo => "grpo",
+            Self::Trpo => "trpo",
         }
     }
 
@@ -68,6 +73,7 @@ impl Algorithm {
             Self::Ppo => include_str!("../presets/ppo.toml"),
             Self::Reinforce => include_str!("../presets/reinforce.toml"),
             Self::Grpo => include_str!("../presets/grpo.toml"),
+            Self::Trpo => include_str!("../presets/trpo.toml"),
         }
     }
 
@@ -77,6 +83,7 @@ impl Algorithm {
             Self::Ppo => AlgorithmConfig::Ppo(PpoConfig::new()),
             Self::Reinforce => AlgorithmConfig::PolicyGradient(reinforce::config()),
             Self::Grpo => AlgorithmConfig::PolicyGradient(grpo::config()),
+            Self::Trpo => AlgorithmConfig::Trpo(TrpoConfig::new()),
         }
     }
 }
@@ -110,6 +117,8 @@ pub enum AlgorithmConfig {
     Ppo(PpoConfig),
     /// REINFORCE's or GRPO's (one learner, two presets).
     PolicyGradient(PolicyGradientConfig),
+    /// TRPO's.
+    Trpo(TrpoConfig),
 }
 
 impl AlgorithmConfig {
@@ -118,6 +127,7 @@ impl AlgorithmConfig {
         match self {
             Self::Ppo(c) => c.seed,
             Self::PolicyGradient(c) => c.seed,
+            Self::Trpo(c) => c.seed,
         }
     }
 
@@ -126,6 +136,7 @@ impl AlgorithmConfig {
         match self {
             Self::Ppo(c) => c.total_timesteps,
             Self::PolicyGradient(c) => c.total_timesteps,
+            Self::Trpo(c) => c.total_timesteps,
         }
     }
 
@@ -134,6 +145,7 @@ impl AlgorithmConfig {
         match self {
             Self::Ppo(c) => serde_json::to_value(c),
             Self::PolicyGradient(c) => serde_json::to_value(c),
+            Self::Trpo(c) => serde_json::to_value(c),
         }
         .unwrap_or(Value::Null)
     }
@@ -143,6 +155,7 @@ impl AlgorithmConfig {
         match self {
             Self::Ppo(c) => c.validate()?,
             Self::PolicyGradient(c) => c.validate()?,
+            Self::Trpo(c) => c.validate()?,
         }
         Ok(())
     }
@@ -252,6 +265,7 @@ pub fn resolve_layers(
         Algorithm::Reinforce | Algorithm::Grpo => {
             AlgorithmConfig::PolicyGradient(deserialize(json)?)
         }
+        Algorithm::Trpo => AlgorithmConfig::Trpo(deserialize(json)?),
     };
     config.validate()?;
     Ok(Resolved {

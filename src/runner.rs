@@ -44,6 +44,7 @@ use cinder_env::{
 use cinder_rl::policy_gradient::{self, PolicyGradient};
 use cinder_rl::ppo::{self, Ppo};
 use cinder_rl::run::{self, Evaluation, Learner, RunDir, RunSummary, TrainOptions, files};
+use cinder_rl::trpo::{self, Trpo};
 
 use std::path::{Path, PathBuf};
 
@@ -221,6 +222,7 @@ fn spec_check(run: &RunSpec) -> Result<(), Error> {
                 AlgorithmConfig::PolicyGradient(_),
                 Algorithm::Reinforce | Algorithm::Grpo
             )
+            | (AlgorithmConfig::Trpo(_), Algorithm::Trpo)
     );
     if !fits {
         return Err(Error::Config(format!(
@@ -278,7 +280,7 @@ enum Task {
     },
 }
 
-/// PPO's vector env, with same-step autoreset: CartPole-v1's struct-of-arrays vector env
+/// PPO's and TRPO's vector env, with same-step autoreset: CartPole-v1's struct-of-arrays vector env
 /// (identical results, faster), or any registered env stepped in lockstep.
 pub enum PpoEnvs {
     /// `CartPole-v1`.
@@ -423,6 +425,18 @@ impl BackendTask for Task {
                             &spec.options,
                         )?
                     }
+                    AlgorithmConfig::Trpo(config) => {
+                        let envs = ppo_envs(&spec.env_id, config.num_envs)?;
+                        let mut learner = Trpo::<B, _>::new(config, envs, device)?;
+                        finish(
+                            &mut learner,
+                            run_dir.as_mut(),
+                            &spec.env_id,
+                            spec.algorithm,
+                            backend,
+                            &spec.options,
+                        )?
+                    }
                 };
                 Ok(Outcome::Summary(Box::new(summary)))
             }
@@ -459,6 +473,18 @@ impl BackendTask for Task {
                             &options,
                         )?
                     }
+                    Algorithm::Trpo => {
+                        let mut learner = resume_trpo::<B>(&checkpoint, &info.env_id, device)?;
+                        let mut run_dir = RunDir::reopen(&dir, learner.iteration())?;
+                        finish(
+                            &mut learner,
+                            Some(&mut run_dir),
+                            &info.env_id,
+                            info.algorithm,
+                            backend,
+                            &options,
+                        )?
+                    }
                 };
                 Ok(Outcome::Summary(Box::new(summary)))
             }
@@ -477,6 +503,8 @@ impl BackendTask for Task {
                         resume_pg::<B>(&checkpoint, &info.env_id, device)?
                             .evaluate(&mut env, episodes, seed)?
                     }
+                    Algorithm::Trpo => resume_trpo::<B>(&checkpoint, &info.env_id, device)?
+                        .evaluate(&mut env, episodes, seed)?,
                 };
                 Ok(Outcome::Evaluation(Evaluation::from_returns(returns)))
             }
@@ -493,6 +521,16 @@ fn resume_ppo<B: AutodiffBackend>(
     let config = ppo::checkpoint_config(checkpoint)?;
     let envs = ppo_envs(env_id, config.num_envs)?;
     Ok(Ppo::resume(checkpoint, envs, device)?)
+}
+
+fn resume_trpo<B: AutodiffBackend>(
+    checkpoint: &Path,
+    env_id: &str,
+    device: B::Device,
+) -> Result<Trpo<B, PpoEnvs>, Error> {
+    let config = trpo::checkpoint_config(checkpoint)?;
+    let envs = ppo_envs(env_id, config.num_envs)?;
+    Ok(Trpo::resume(checkpoint, envs, device)?)
 }
 
 fn resume_pg<B: AutodiffBackend>(

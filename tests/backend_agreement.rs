@@ -286,6 +286,143 @@ fn ppo_trains_on_wgpu() {
     );
 }
 
+/// TRPO's policy-step quantities for one policy and batch (weights and data drawn on the host
+/// from fixed seeds): the surrogate's gradient, the Fisher-vector product of a fixed vector by
+/// nested autodiff (`Autodiff<B>` over the backend) and by finite differences, and the
+/// conjugate-gradient direction.
+struct FisherProducts {
+    continuous: bool,
+    use_sde: bool,
+}
+
+impl BackendTask for FisherProducts {
+    type Output = Vec<Vec<f32>>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Vec<Vec<f32>> {
+        use cinder::rl::trust_region::{
+            FisherProduct, PolicyBatch, conjugate_gradient, fisher_vector_product,
+            surrogate_and_gradient,
+        };
+        let (obs_dim, action_dim) = (3, 2);
+        let model: ActorCritic<B> = ActorCriticConfig::new(obs_dim, action_dim)
+            .with_continuous(self.continuous)
+            .with_use_sde(self.use_sde)
+            .with_seed(5)
+            .init(&device)
+            .unwrap();
+        let layout = model.actor_layout();
+        let theta = floats(model.actor_parameters().inner());
+        let mut rng = NpRandom::from_seed(17);
+        let mut draw = |n: usize, scale: f64| -> Vec<f32> {
+            (0..n)
+                .map(|_| (scale * cinder::rl::distributions::standard_normal(&mut rng)) as f32)
+                .collect()
+        };
+        let rows = BATCH;
+        let obs = draw(rows * obs_dim, 1.0);
+        let actions = if self.continuous {
+            draw(rows * action_dim, 0.7)
+        } else {
+            (0..rows).map(|i| (i % action_dim) as f32).collect()
+        };
+        let old_log_probs = draw(rows, 0.2).iter().map(|x| x - 1.0).collect();
+        let mut advantages = draw(rows, 1.0);
+        normalize(&mut advantages);
+        let v = draw(layout.len(), 1.0);
+        let batch = PolicyBatch {
+            obs,
+            obs_dim,
+            actions,
+            continuous: self.continuous,
+            old_log_probs,
+            advantages,
+        };
+        let (objective, gradient) =
+            surrogate_and_gradient::<B>(&layout, &theta, &batch, &device).unwrap();
+        let product = |method: FisherProduct, v: &[f32]| {
+            fisher_vector_product::<B>(&layout, &theta, &batch, v, method, &device)
+        };
+        let exact = product(FisherProduct::Exact, &v).unwrap();
+        let fd = product(FisherProduct::FiniteDifference { epsilon: 1e-2 }, &v).unwrap();
+        let damped = |x: &[f32]| {
+            let fx = product(FisherProduct::Exact, x)?;
+            Ok(fx.iter().zip(x).map(|(f, x)| f + 0.1 * x).collect())
+        };
+        let x0 = vec![0.0; layout.len()];
+        let direction = conjugate_gradient(damped, &gradient, &x0, 10, 1e-10)
+            .unwrap()
+            .x;
+        // The finite-difference product last: it is compared with a looser, relative tolerance.
+        vec![vec![objective], gradient, exact, direction, fd]
+    }
+}
+
+/// TRPO's gradient, Fisher-vector products (exact by nested autodiff, and by finite differences)
+/// and conjugate-gradient direction agree across backends within 1e-4, for a categorical, a
+/// Gaussian and a gSDE policy.
+#[test]
+fn trpo_fisher_products_agree_across_backends() {
+    if !wgpu_available() {
+        return;
+    }
+    for (continuous, use_sde) in [(false, false), (true, false), (true, true)] {
+        let task = || FisherProducts {
+            continuous,
+            use_sde,
+        };
+        let reference = dispatch(BackendKind::NdArray, task()).unwrap();
+        for kind in BackendKind::compiled() {
+            if kind == BackendKind::NdArray || kind == BackendKind::Cuda {
+                continue;
+            }
+            let other = dispatch(kind, task()).unwrap();
+            let what = format!("TRPO on {kind}, continuous={continuous}, gSDE={use_sde}");
+            assert_agree(&reference[..4], &other[..4], &what);
+            // The finite-difference product divides a difference of two KL gradients by 2ε:
+            // float32 rounding of each backend's kernels is amplified by 1/ε (measured: 4e-4 on
+            // values near 3). It must agree to 1e-3 of its largest value.
+            let (a, b) = (&reference[4], &other[4]);
+            let scale = a.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= 1e-3 * scale,
+                    "{what}, finite difference: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn trpo_trains_on_wgpu() {
+    if !wgpu_available() {
+        return;
+    }
+    train_on_wgpu(
+        "CartPole-v1",
+        Algorithm::Trpo,
+        &[
+            "num_envs=2",
+            "num_steps=32",
+            "batch_size=32",
+            "total_timesteps=128",
+            "n_critic_updates=2",
+        ],
+    );
+    train_on_wgpu(
+        "Pendulum-v1",
+        Algorithm::Trpo,
+        &[
+            "num_envs=2",
+            "num_steps=64",
+            "batch_size=64",
+            "total_timesteps=128",
+            "n_critic_updates=2",
+            "normalize_obs=true",
+        ],
+    );
+}
+
 /// GRPO's loss terms and gradients on a ragged batch of 6 trajectories in 2 groups, against a
 /// reference policy with other weights, with the k3 estimator or the exact categorical KL.
 struct GrpoLossAndGrads {

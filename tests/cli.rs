@@ -66,6 +66,18 @@ fn tiny(algo: &str) -> Vec<&'static str> {
             "256",
         ],
         "reinforce" => vec!["--set", "episodes_per_batch=2", "--total-steps", "300"],
+        "trpo" => vec![
+            "--set",
+            "num_envs=2",
+            "--set",
+            "num_steps=64",
+            "--set",
+            "batch_size=64",
+            "--set",
+            "n_critic_updates=2",
+            "--total-steps",
+            "256",
+        ],
         _ => vec![
             "--set",
             "episodes_per_batch=4",
@@ -90,7 +102,7 @@ fn envs_lists_the_registry() {
 /// `cinder eval` reproducing it from the checkpoint.
 #[test]
 fn every_algorithm_trains_on_every_env_and_eval_reproduces_it() {
-    for algo in ["ppo", "reinforce", "grpo"] {
+    for algo in ["ppo", "reinforce", "grpo", "trpo"] {
         for env in ENVS {
             let dir = scratch(&format!("{algo}-{env}"));
             let d = dir.to_str().unwrap();
@@ -473,6 +485,8 @@ fn a_task_trains_through_cinder_train_and_resumes() {
         "4",
     ]);
     assert!(err.contains("--num-generations is a GRPO setting"), "{err}");
+    let err = fails(&["train", "--algo", "trpo", "--task", "sort"]);
+    assert!(err.contains("TRPO trains env policies"), "{err}");
     // PPO on a task: a value head, one completion per prompt.
     let ppo_dir = scratch("task-ppo");
     let mut args = vec![

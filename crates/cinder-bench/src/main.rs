@@ -432,9 +432,12 @@ struct SuiteArgs {
     /// Env steps per run (default: each preset's budget).
     #[arg(long)]
     total_steps: Option<u64>,
-    /// Directory for `suite.json` and `suite.md`.
+    /// Directory for `<stem>.json` and `<stem>.md`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The output files' name (e.g. `suite_trpo` to keep one algorithm's table apart).
+    #[arg(long, default_value = "suite")]
+    stem: String,
 }
 
 fn run_suite(args: SuiteArgs) -> Result<()> {
@@ -477,9 +480,13 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
             "eval_episodes": args.eval_episodes,
             "runs": runs,
         });
-        std::fs::write(out.join("suite.json"), serde_json::to_string_pretty(&json)?)?;
-        std::fs::write(out.join("suite.md"), &table)?;
-        eprintln!("wrote {}/suite.json and suite.md", out.display());
+        let stem = &args.stem;
+        std::fs::write(
+            out.join(format!("{stem}.json")),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        std::fs::write(out.join(format!("{stem}.md")), &table)?;
+        eprintln!("wrote {}/{stem}.json and {stem}.md", out.display());
     }
     Ok(())
 }

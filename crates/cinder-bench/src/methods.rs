@@ -1,6 +1,6 @@
-//! PPO, REINFORCE and GRPO side by side on CartPole-v1: the same budget, the same seeds, the
-//! ndarray backend, each method with its preset (`PpoConfig::new()`, `reinforce::config()`,
-//! `grpo::config()`). For each run: the first step (and time) at which the mean of the last 20
+//! PPO, REINFORCE, GRPO and TRPO side by side on CartPole-v1: the same budget, the same seeds,
+//! the ndarray backend, each method with its defaults (`PpoConfig::new()`, `reinforce::config()`,
+//! `grpo::config()`, `TrpoConfig::new()`). For each run: the first step (and time) at which the mean of the last 20
 //! training returns reaches 475, the wall time of the whole budget and the greedy evaluation.
 
 use anyhow::Result;
@@ -8,6 +8,7 @@ use cinder::backend::BackendKind;
 use cinder::presets::{Algorithm, AlgorithmConfig};
 use cinder::runner::{self, RunOptions, RunSpec};
 use cinder_rl::ppo::PpoConfig;
+use cinder_rl::trpo::TrpoConfig;
 use cinder_rl::{grpo, reinforce};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -21,11 +22,13 @@ pub enum Method {
     Reinforce,
     /// GRPO on episodes.
     Grpo,
+    /// TRPO with SB3-contrib's hyperparameters.
+    Trpo,
 }
 
 impl Method {
-    /// All three, in table order.
-    pub const ALL: [Method; 3] = [Method::Ppo, Method::Reinforce, Method::Grpo];
+    /// All four, in table order.
+    pub const ALL: [Method; 4] = [Method::Ppo, Method::Reinforce, Method::Grpo, Method::Trpo];
 
     /// The method's name.
     pub fn name(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Method {
             Method::Ppo => "PPO",
             Method::Reinforce => "REINFORCE",
             Method::Grpo => "GRPO",
+            Method::Trpo => "TRPO",
         }
     }
 
@@ -56,6 +60,14 @@ impl Method {
                 "clipped ratio, ε = 0.2; 4 steps per batch",
                 "β = 0.04 · k3 KL to a reference refreshed every 10 updates; no critic",
                 "2 groups × 8 episodes",
+            ],
+            Method::Trpo => [
+                "GAE(0.99, 0.95) with a critic, normalised over the rollout",
+                "ratio ρ · Â, maximised inside mean KL(π_θ ‖ π_old) ≤ 0.01: natural gradient by \
+                 15 conjugate-gradient steps on exact Fisher products (damping 0.1), backtracking \
+                 line search",
+                "none in the policy step; critic: 10 epochs of Adam on the MSE",
+                "1 env × 2048 steps",
             ],
         }
     }
@@ -106,6 +118,14 @@ pub fn run_method(method: Method, seed: u64, total_steps: u64) -> Result<MethodR
             Algorithm::Grpo,
             AlgorithmConfig::PolicyGradient(
                 grpo::config()
+                    .with_seed(seed)
+                    .with_total_timesteps(total_steps),
+            ),
+        ),
+        Method::Trpo => (
+            Algorithm::Trpo,
+            AlgorithmConfig::Trpo(
+                TrpoConfig::new()
                     .with_seed(seed)
                     .with_total_timesteps(total_steps),
             ),

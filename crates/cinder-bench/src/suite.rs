@@ -18,6 +18,29 @@ pub const ENVS: [&str; 5] = [
     "Pendulum-v1",
 ];
 
+/// The target and the RL Zoo's published result of `algorithm` on `env`: PPO's targets (the
+/// issue's) and RL Zoo's `ppo.yml` results; TRPO's published `trpo.yml` results, whose target is
+/// to land within their spread; none for the others.
+pub fn anchor(algorithm: &str, env: &str) -> (&'static str, &'static str) {
+    match algorithm {
+        "ppo" => ppo_anchor(env),
+        "trpo" => trpo_anchor(env),
+        _ => ("–", "–"),
+    }
+}
+
+/// TRPO's target (within the published spread) and the RL Zoo's published result for each env.
+pub fn trpo_anchor(env: &str) -> (&'static str, &'static str) {
+    match env {
+        "CartPole-v1" => ("500", "500 ± 0"),
+        "Acrobot-v1" => ("≥ −102", "−83 ± 19"),
+        "MountainCar-v0" => ("≥ −120", "−107 ± 13"),
+        "MountainCarContinuous-v0" => ("≥ 92.1", "92.5 ± 0.4 (gSDE)"),
+        "Pendulum-v1" => ("≥ −303", "−175 ± 128 (gSDE)"),
+        _ => ("–", "–"),
+    }
+}
+
 /// PPO's target (the issue's) and the RL Zoo's published result for each env.
 pub fn ppo_anchor(env: &str) -> (&'static str, &'static str) {
     match env {
@@ -114,11 +137,12 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 /// The markdown table: per algorithm and env, each seed's greedy mean ± std, the mean ± std of
-/// the seeds' means, steps, median training time and steps/s, and PPO's target and anchor.
+/// the seeds' means, steps, median training time and steps/s, and the target and published
+/// result where the algorithm has them ([`anchor`]).
 pub fn markdown_table(runs: &[SuiteRun]) -> String {
     let mut t = String::from(
-        "| algorithm | env | preset | per seed: greedy mean ± std | over seeds | target (PPO) | \
-         RL Zoo PPO | steps (median) | train s (median) | steps/s (median) |\n\
+        "| algorithm | env | preset | per seed: greedy mean ± std | over seeds | target | \
+         RL Zoo (same algorithm) | steps (median) | train s (median) | steps/s (median) |\n\
          |---|---|---|---|---|---|---|---:|---:|---:|\n",
     );
     let mut algorithms: Vec<&str> = Vec::new();
@@ -142,11 +166,7 @@ pub fn markdown_table(runs: &[SuiteRun]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ");
             let (mean, std) = mean_std(&rs.iter().map(|r| r.eval_mean).collect::<Vec<_>>());
-            let (target, anchor) = if algorithm == "ppo" {
-                ppo_anchor(env)
-            } else {
-                ("–", "–")
-            };
+            let (target, anchor) = anchor(algorithm, env);
             let median = |f: &dyn Fn(&SuiteRun) -> f64| {
                 crate::measure::median(rs.iter().map(|r| f(r)).collect())
             };

@@ -774,10 +774,13 @@ impl ActorLayout {
             Some([rows, cols]) => {
                 let log_std = take(rows, cols);
                 if self.use_sde {
-                    let variance = features
-                        .detach()
-                        .square()
-                        .matmul(log_std.mul_scalar(2.0).exp());
+                    // The features are constants here (SB3 detaches them), at every autodiff
+                    // level: `detach` would leave them tracked by the inner level of a nested
+                    // backend, and the Fisher product would differentiate through them. A copy
+                    // through the host cuts every level.
+                    let device = features.device();
+                    let features = Tensor::<Bk, 2>::from_data(features.into_data(), &device);
+                    let variance = features.square().matmul(log_std.mul_scalar(2.0).exp());
                     let log_sigma = variance.add_scalar(SDE_EPSILON).log().mul_scalar(0.5);
                     PolicyDistribution::Gaussian(DiagGaussian::new(x, log_sigma))
                 } else {

@@ -450,7 +450,7 @@ struct PpoCheckpointMeta {
 /// PPO on a vector env: the policy, its optimiser and the rollout state.
 ///
 /// Works with any [`VectorEnv`] whose action type takes the policy's actions: `usize` or
-/// [`Value`] for a `Discrete` action space, `Vec<f32>` or [`Value`] for a `Box` one.
+/// [`Value`](cinder_env::Value)(cinder_env::Value) for a `Discrete` action space, `Vec<f32>` or [`Value`](cinder_env::Value)(cinder_env::Value) for a `Box` one.
 pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
     config: PpoConfig,
     /// The vector env and the rollout.

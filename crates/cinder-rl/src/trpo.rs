@@ -38,8 +38,8 @@ use crate::rollout::{
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, read, tensor1, tensor2};
 use crate::trust_region::{
-    FisherProduct, PolicyBatch, conjugate_gradient, distribution_at, fisher_vector_product,
-    line_search, surrogate_and_gradient, surrogate_and_kl,
+    FisherProduct, LineSearch, PolicyBatch, conjugate_gradient, distribution_at,
+    fisher_vector_product, line_search, surrogate_and_gradient, surrogate_and_kl,
 };
 use burn::config::Config;
 use burn::module::AutodiffModule;
@@ -259,7 +259,7 @@ pub struct TrpoMetrics {
     pub kl_divergence: f32,
     /// Whether the line search accepted a step (`is_line_search_success`).
     pub line_search_success: bool,
-    /// Steps the line search tried.
+    /// Steps the line search tried (0 when there was no direction to search).
     pub line_search_steps: usize,
     /// The fraction of the full step `β · s` taken (0 when none was accepted).
     pub step_fraction: f32,
@@ -271,6 +271,9 @@ pub struct TrpoMetrics {
     pub cg_iterations: usize,
     /// `‖g − (F + λI)s‖²` when the conjugate gradient stopped.
     pub cg_residual: f64,
+    /// Whether the conjugate gradient stopped early on a direction of non-positive curvature
+    /// (rounding in a nearly singular Fisher matrix).
+    pub cg_nonpositive_curvature: bool,
     /// Mean MSE of the critic's minibatches.
     pub value_loss: f32,
     /// Explained variance of the rollout's values for its returns.
@@ -522,30 +525,40 @@ impl<B: AutodiffBackend, V: VectorEnv> Trpo<B, V> {
             .collect();
         let solution = conjugate_gradient(product, &gradient, &x0, cfg.cg_max_steps, 1e-10)?;
         let curvature = dot(&solution.x, &product(&solution.x)?);
-        let max_step_size = (2.0 * f64::from(cfg.target_kl) / curvature).sqrt();
-        if !max_step_size.is_finite() {
-            return Err(RlError::NonFinite {
-                iteration,
-                quantity: "trust-region step size",
-                value: max_step_size as f32,
-            });
-        }
-        let direction: Vec<f32> = solution
-            .x
-            .iter()
-            .map(|&s| (max_step_size * f64::from(s)) as f32)
-            .collect();
+        RlError::ensure_finite(iteration, "curvature sᵀ(F + λI)s", curvature as f32)?;
         let inner_device = device.clone();
-        let old = distribution_at::<B::InnerBackend>(&layout, &theta_old, &batch, &inner_device)?;
-        let search = line_search(
-            |theta| surrogate_and_kl(&layout, theta, &batch, &old, &inner_device),
-            &theta_old,
-            &direction,
-            surrogate_old,
-            cfg.target_kl,
-            cfg.line_search_shrinking_factor,
-            cfg.line_search_max_iter,
-        )?;
+        // A direction without positive curvature (a zero gradient, or rounding in a nearly
+        // singular Fisher matrix) gives no step: the policy stays, as after a failed search.
+        let (max_step_size, search) = if curvature > 0.0 {
+            let max_step_size = (2.0 * f64::from(cfg.target_kl) / curvature).sqrt();
+            let direction: Vec<f32> = solution
+                .x
+                .iter()
+                .map(|&s| (max_step_size * f64::from(s)) as f32)
+                .collect();
+            let old =
+                distribution_at::<B::InnerBackend>(&layout, &theta_old, &batch, &inner_device)?;
+            let search = line_search(
+                |theta| surrogate_and_kl(&layout, theta, &batch, &old, &inner_device),
+                &theta_old,
+                &direction,
+                surrogate_old,
+                cfg.target_kl,
+                cfg.line_search_shrinking_factor,
+                cfg.line_search_max_iter,
+            )?;
+            (max_step_size, search)
+        } else {
+            let search = LineSearch {
+                theta: theta_old.clone(),
+                accepted: false,
+                tries: 0,
+                surrogate: surrogate_old,
+                kl: 0.0,
+                fraction: 0.0,
+            };
+            (0.0, search)
+        };
         self.trainer.begin_update();
         if search.accepted {
             let theta = Tensor::<B, 1>::from_inner(tensor1::<B::InnerBackend>(
@@ -613,6 +626,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Trpo<B, V> {
             gradient_norm,
             cg_iterations: solution.iterations,
             cg_residual: solution.residual,
+            cg_nonpositive_curvature: solution.nonpositive_curvature,
             value_loss: head[0] / minibatches.max(1) as f32,
             explained_variance: explained_variance(&values, &returns),
             std: head.get(1).copied(),

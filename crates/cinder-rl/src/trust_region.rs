@@ -288,6 +288,9 @@ pub struct CgSolution {
     pub iterations: usize,
     /// `‖b − A x‖²` as the iteration tracked it when it stopped.
     pub residual: f64,
+    /// Whether it stopped early on a direction `p` with `pᵀAp ≤ 0`: rounding in the products
+    /// of a nearly singular `A` (keeping the iterate reached so far, as truncated CG does).
+    pub nonpositive_curvature: bool,
 }
 
 /// Conjugate gradient for `A x = b` with `A` symmetric positive definite, given only products
@@ -315,11 +318,13 @@ pub fn conjugate_gradient(
     let mut r: Vec<f64> = to64(b).iter().zip(&ax).map(|(b, a)| b - a).collect();
     let mut rr = dot(&r, &r);
     let mut iterations = 0;
+    let mut nonpositive_curvature = false;
     if rr < residual_tol {
         return Ok(CgSolution {
             x: to32(&x),
             iterations,
             residual: rr,
+            nonpositive_curvature,
         });
     }
     let mut p = r.clone();
@@ -327,12 +332,15 @@ pub fn conjugate_gradient(
         let ap = to64(&product(&to32(&p))?);
         iterations += 1;
         let p_ap = dot(&p, &ap);
-        if !(p_ap.is_finite() && p_ap > 0.0) {
+        if !p_ap.is_finite() {
             return Err(RlError::InvalidInput(format!(
-                "conjugate gradient: pᵀAp = {p_ap} at iteration {}: the matrix is not positive \
-                 definite (raise cg_damping) or a product is not finite",
+                "conjugate gradient: pᵀAp = {p_ap} at iteration {}: a product is not finite",
                 i + 1
             )));
+        }
+        if p_ap <= 0.0 {
+            nonpositive_curvature = true;
+            break;
         }
         let alpha = rr / p_ap;
         for (x, p) in x.iter_mut().zip(&p) {
@@ -359,6 +367,7 @@ pub fn conjugate_gradient(
         x: to32(&x),
         iterations,
         residual: rr,
+        nonpositive_curvature,
     })
 }
 
@@ -452,11 +461,18 @@ mod tests {
         }
     }
 
+    /// A direction of non-positive curvature stops the iteration with the iterate reached so
+    /// far (here the start), and says so; a non-finite product is an error.
     #[test]
-    fn conjugate_gradient_refuses_an_indefinite_matrix() {
+    fn conjugate_gradient_stops_on_nonpositive_curvature() {
         let product = |v: &[f32]| -> Result<Vec<f32>> { Ok(vec![-v[0], -v[1]]) };
-        let err = conjugate_gradient(product, &[1.0, 1.0], &[0.0; 2], 5, 1e-10).unwrap_err();
-        assert!(err.to_string().contains("not positive definite"), "{err}");
+        let solution = conjugate_gradient(product, &[1.0, 1.0], &[0.0; 2], 5, 1e-10).unwrap();
+        assert!(solution.nonpositive_curvature);
+        assert_eq!(solution.x, vec![0.0, 0.0]);
+        assert_eq!(solution.iterations, 1);
+        let nan = |v: &[f32]| -> Result<Vec<f32>> { Ok(vec![f32::NAN; v.len()]) };
+        let err = conjugate_gradient(nan, &[1.0, 1.0], &[0.0; 2], 5, 1e-10).unwrap_err();
+        assert!(err.to_string().contains("not finite"), "{err}");
     }
 
     /// A one-parameter problem: surrogate θ, KL θ²/2 from θ_old = 0. The full step 1 has KL 0.5
