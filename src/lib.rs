@@ -6,7 +6,7 @@
 //! - [`env`] (crate `cinder-env`): a Gymnasium-style environment API (spaces, wrappers, a
 //!   registry, a vector env with automatic reset, an env checker) and the five classic-control
 //!   environments, bit-for-bit identical to Gymnasium 1.x for the same seed and actions;
-//! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks, PPO, and REINFORCE and GRPO
+//! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks, PPO, TRPO, and REINFORCE and GRPO
 //!   as configurations of one policy-gradient learner, generic over Burn's backend;
 //! - [`backend`]: the concrete Burn backends compiled in, chosen by cargo features;
 //! - [`runner`]: the training pipeline behind the `cinder` command, the examples and the

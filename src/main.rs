@@ -28,7 +28,7 @@ use std::path::PathBuf;
 #[command(
     name = "cinder",
     version,
-    about = "Reinforcement learning in Rust: train PPO, REINFORCE or GRPO on Gymnasium's classic-control envs"
+    about = "Reinforcement learning in Rust: train PPO, REINFORCE, GRPO or TRPO on Gymnasium's classic-control envs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,7 +40,7 @@ enum Command {
     /// Train an algorithm on an env (with the env's preset hyperparameters), evaluate the final
     /// policy, and keep the run directory (config, metrics, checkpoint, summary).
     Train {
-        /// ppo, reinforce or grpo.
+        /// ppo, reinforce, grpo or trpo (trpo: envs only).
         #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>())]
         algo: Algorithm,
         /// A registered env id (`cinder envs` lists them).

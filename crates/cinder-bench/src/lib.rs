@@ -8,7 +8,7 @@
 //!   Operant (`operant-envs`, the fastest Rust env library we know of);
 //! - [`ppo`]: PPO on CartPole-v1 with CleanRL's hyperparameters, Cinder (ndarray) against
 //!   CleanRL's `ppo.py` in PyTorch, seed by seed in the same run;
-//! - [`methods`]: PPO, REINFORCE and GRPO side by side on CartPole-v1 (ndarray), steps and
+//! - [`methods`]: PPO, REINFORCE, GRPO and TRPO side by side on CartPole-v1 (ndarray), steps and
 //!   time to solve over the same seeds;
 //! - [`backends`]: the same RL workloads (policy inference, PPO update, full PPO iterations,
 //!   training to solve) on every Burn backend compiled in (ndarray, WGPU, CUDA), beside PyTorch

@@ -36,7 +36,7 @@ enum Commands {
     Envs(EnvsArgs),
     /// PPO on CartPole-v1: Cinder (ndarray) vs CleanRL's ppo.py in PyTorch, seed by seed.
     Ppo(PpoArgs),
-    /// PPO, REINFORCE and GRPO on CartPole-v1 (ndarray): steps and time to solve, seed by seed.
+    /// PPO, REINFORCE, GRPO and TRPO on CartPole-v1 (ndarray): steps and time to solve, seed by seed.
     Methods(MethodsArgs),
     /// The same RL workloads on every Burn backend compiled in, beside PyTorch in the same run.
     Backends(BackendsArgs),

@@ -158,6 +158,11 @@ pub fn run_method(method: Method, seed: u64, total_steps: u64) -> Result<MethodR
     })
 }
 
+/// Env steps in thousands, rounded to the nearest: `32768` → `33k` (seeds and medians alike).
+fn thousands(steps: f64) -> String {
+    format!("{}k", (steps / 1000.0).round())
+}
+
 /// The median, `None` for no values.
 fn median(xs: Vec<f64>) -> Option<f64> {
     (!xs.is_empty()).then(|| crate::measure::median(xs))
@@ -185,10 +190,7 @@ pub fn markdown_table(runs: &[MethodRun]) -> String {
         let list = |f: &dyn Fn(&MethodRun) -> String| {
             rs.iter().map(|r| f(r)).collect::<Vec<_>>().join(" / ")
         };
-        let steps = list(&|r| {
-            r.solved_step
-                .map_or("–".into(), |s| format!("{}k", s / 1000))
-        });
+        let steps = list(&|r| r.solved_step.map_or("–".into(), |s| thousands(s as f64)));
         let times = list(&|r| r.solved_wall_s.map_or("–".into(), |s| format!("{s:.1}")));
         let evals = list(&|r| format!("{:.0}", r.eval_mean));
         // A median over the seeds that solved, only if all did.
@@ -203,7 +205,7 @@ pub fn markdown_table(runs: &[MethodRun]) -> String {
                 )
             })
             .flatten()
-            .map_or("–".into(), |s| format!("{}k", (s / 1000.0).round()));
+            .map_or("–".into(), thousands);
         let med_time = all_solved
             .then(|| median(rs.iter().filter_map(|r| r.solved_wall_s).collect()))
             .flatten()
