@@ -1,12 +1,12 @@
 //! What the `cinder` command and the training examples share: the flags of a training run
 //! ([`RunArgs`]), and [`train`], which resolves the configuration (preset, `--config`, `--set`),
-//! runs it through the [runner](crate::runner) (or resumes a run directory) and prints the
+//! runs it through the runner ([`crate::runner`]) (or resumes a run directory) and prints the
 //! outcome.
 
 use crate::Error;
 use crate::backend::BackendKind;
 use crate::presets::{Algorithm, resolve_layers};
-use crate::runner::{self, EVAL_SEED, RunOptions, RunSpec};
+use crate::runner::{self, EVAL_SEED, PeriodicEval, RunOptions, RunSpec};
 use cinder_rl::run::RunSummary;
 use clap::Args;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub struct RunArgs {
     /// Start from the algorithm's defaults (PPO: CleanRL's `ppo.py`), not the env's preset.
     #[arg(long)]
     pub no_preset: bool,
-    /// The run directory (default: runs/<env>_<algo>-s<seed>-<unix time>).
+    /// The run directory (default: `runs/<env>_<algo>-s<seed>-<unix time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in this directory from its checkpoint (its own configuration; the
@@ -48,6 +48,18 @@ pub struct RunArgs {
     /// Write a checkpoint every this many updates (and at the end).
     #[arg(long, default_value_t = RunArgs::CHECKPOINT_EVERY)]
     pub checkpoint_every: u64,
+    /// Evaluate the greedy policy every this many env steps during training (SB3's
+    /// `EvalCallback`): `evaluations.jsonl` and the best policy, `best.ckpt`, in the run
+    /// directory (`cinder eval DIR --best`).
+    #[arg(long, value_name = "STEPS")]
+    pub eval_every: Option<u64>,
+    /// Episodes of each evaluation during training.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub eval_every_episodes: usize,
+    /// Stop training once this return is reached: by the periodic evaluation's mean with
+    /// --eval-every, else by the mean of the last 20 training returns.
+    #[arg(long, value_name = "RETURN", allow_hyphen_values = true)]
+    pub stop_at_return: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -66,6 +78,12 @@ pub fn train(env_id: &str, algorithm: Algorithm, args: &RunArgs) -> Result<RunSu
         eval_seed: EVAL_SEED,
         checkpoint_every: args.checkpoint_every,
         progress: !args.quiet,
+        periodic_eval: args.eval_every.map(|every_steps| PeriodicEval {
+            every_steps,
+            episodes: args.eval_every_episodes,
+        }),
+        stop_at_return: args.stop_at_return,
+        callbacks: Vec::new(),
     };
     let (summary, dir) = match &args.resume {
         Some(dir) => {
@@ -130,6 +148,9 @@ pub fn print_summary(summary: &RunSummary) {
             summary.solved_at_seconds.unwrap_or_default()
         );
     }
+    if let Some(reason) = &summary.stopped_early {
+        println!("stopped early: {reason}");
+    }
     if let Some(e) = &summary.evaluation {
         println!(
             "greedy evaluation over {} episodes: {:.1} ± {:.1}",
@@ -191,7 +212,7 @@ pub struct SequenceArgs {
     /// Override one setting, e.g. `--set grpo.num_iterations=2 --set sft.max_steps=500`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// The run directory (default: runs/<task>_<algo>-s<seed>-<unix time>).
+    /// The run directory (default: `runs/<task>_<algo>-s<seed>-<unix time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in this directory from its checkpoint (its own configuration; only
@@ -344,6 +365,13 @@ pub fn train_task(
     if args.no_preset {
         return Err(Error::Config(
             "--no-preset applies to env runs; a task run starts from its defaults".into(),
+        ));
+    }
+    if args.eval_every.is_some() || args.stop_at_return.is_some() {
+        return Err(Error::Config(
+            "--eval-every and --stop-at-return apply to env runs; a task run evaluates every \
+             `eval_every` steps of its own (--set eval_every=N)"
+                .into(),
         ));
     }
     let mut sets = args.sets.clone();

@@ -3,7 +3,7 @@
 //! Reinforcement learning in Rust. This facade crate re-exports Cinder's member crates so that a
 //! user depends on one crate:
 //!
-//! - [`env`] (crate `cinder-env`): a Gymnasium-style environment API (spaces, wrappers, a
+//! - [`env`](mod@env) (crate `cinder-env`): a Gymnasium-style environment API (spaces, wrappers, a
 //!   registry, a vector env with automatic reset, an env checker) and the five classic-control
 //!   environments, bit-for-bit identical to Gymnasium 1.x for the same seed and actions;
 //! - [`rl`] (crate `cinder-rl`): policy-gradient building blocks, PPO, TRPO, and REINFORCE and GRPO

@@ -8,7 +8,7 @@
 //! cinder train --algo grpo|reinforce --task addition|sort|reverse [--length N]
 //!              [--num-generations G] [--beta B] [--learning-rate LR] [--loss-type T]
 //!              [--scale-rewards S] [--seed N] [--total-steps RL_STEPS] [--set key=value ...]
-//! cinder eval DIR [--episodes N] [--seed N]
+//! cinder eval DIR [--episodes N] [--seed N] [--best] [--gif FILE.gif [--gif-stride K]]
 //! cinder plot DIR... [--out curves.svg] [--title T]
 //! cinder envs
 //! cinder presets [--algo ppo]
@@ -66,9 +66,21 @@ enum Command {
         /// Backend (default: the run's own).
         #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
         backend: Option<BackendKind>,
+        /// Evaluate the best policy of the run's periodic evaluation (`best.ckpt`, kept by
+        /// `--eval-every`) instead of the last one.
+        #[arg(long)]
+        best: bool,
+        /// Also record the first episode as an animated GIF, at the env's frame rate.
+        #[arg(long, value_name = "FILE.gif")]
+        gif: Option<PathBuf>,
+        /// Keep every k-th frame of the GIF (played back at the env's frame rate divided by
+        /// k, so the episode lasts as long): smaller files for long episodes.
+        #[arg(long, default_value_t = 1, value_name = "K", requires = "gif")]
+        gif_stride: usize,
     },
-    /// Draw the learning curves of sequence runs (reward and held-out accuracy against the RL
-    /// step, one line per run) into an SVG.
+    /// Draw learning curves into an SVG: env runs (the last-20 training return against env
+    /// steps; per env, a line per algorithm with the mean over its runs and a min-max band over
+    /// seeds) or sequence runs (reward and held-out accuracy against the RL step).
     Plot {
         /// Run directories.
         #[arg(required = true)]
@@ -77,8 +89,8 @@ enum Command {
         #[arg(long, default_value = "curves.svg")]
         out: PathBuf,
         /// The plot's title.
-        #[arg(long, default_value = "Sequence RL")]
-        title: String,
+        #[arg(long)]
+        title: Option<String>,
     },
     /// The registered envs: spaces, time limit, reward threshold.
     Envs,
@@ -127,8 +139,33 @@ fn main() -> Result<()> {
             episodes,
             seed,
             backend,
+            best,
+            gif,
+            gif_stride,
         } => {
-            let evaluation = runner::evaluate(&dir, episodes, seed, backend)?;
+            let checkpoint = if best {
+                cinder::rl::callbacks::files::BEST_CHECKPOINT
+            } else {
+                cinder::rl::run::files::CHECKPOINT
+            };
+            let evaluation = match &gif {
+                Some(path) => {
+                    let (evaluation, frames, fps) =
+                        runner::record_episode(&dir, checkpoint, episodes, seed, backend)?;
+                    let stride = gif_stride.max(1);
+                    let frames: Vec<_> = frames.into_iter().step_by(stride).collect();
+                    let fps = (fps / stride as u32).max(1);
+                    cinder::env::render::save_gif(path, &frames, fps)?;
+                    println!(
+                        "wrote {} ({} frames at {fps} fps: the episode seeded {seed}, return {:.1})",
+                        path.display(),
+                        frames.len(),
+                        evaluation.returns.first().copied().unwrap_or_default()
+                    );
+                    evaluation
+                }
+                None => runner::evaluate_checkpoint(&dir, checkpoint, episodes, seed, backend)?,
+            };
             println!(
                 "{}: greedy evaluation over {} episodes (seeds {seed}..): {:.2} ± {:.2}",
                 dir.display(),
@@ -138,7 +175,7 @@ fn main() -> Result<()> {
             );
         }
         Command::Plot { dirs, out, title } => {
-            cinder::plot::sequence_curves(&dirs, &out, &title)?;
+            cinder::plot::curves(&dirs, &out, title.as_deref())?;
             println!("wrote {}", out.display());
         }
         Command::Envs => {

@@ -11,7 +11,8 @@
 //!
 //! A run directory holds `config.json` (env, algorithm, backend, preset source and the
 //! complete configuration under the algorithm's name), `metrics.jsonl` (one line per update),
-//! `checkpoint.ckpt` and `summary.json`.
+//! a TensorBoard event file of the same metrics, `checkpoint.ckpt` and `summary.json`; with
+//! [`RunOptions::periodic_eval`], also `evaluations.jsonl` and the best policy, `best.ckpt`.
 //!
 //! ```no_run
 //! use cinder::backend::BackendKind;
@@ -38,15 +39,18 @@ use crate::presets::{Algorithm, AlgorithmConfig};
 use burn::tensor::backend::AutodiffBackend;
 use cinder_env::classic_control::CartPoleVec;
 use cinder_env::vector::VecStep;
+use cinder_env::wrappers::{FrameLog, RenderCollection};
 use cinder_env::{
-    AutoresetMode, DynEnv, EnvState, Space, SyncVectorEnv, Value, VectorEnv, make, spec,
+    AutoresetMode, DynEnv, EnvState, Frame, Space, SyncVectorEnv, Value, VectorEnv, make, spec,
 };
+use cinder_rl::callbacks::{Callback, EvalCallback, EvalOptions, StopOnTrainingReturn};
 use cinder_rl::policy_gradient::{self, PolicyGradient};
 use cinder_rl::ppo::{self, Ppo};
 use cinder_rl::run::{self, Evaluation, Learner, RunDir, RunSummary, TrainOptions, files};
 use cinder_rl::trpo::{self, Trpo};
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The seed of the first evaluation episode unless told otherwise (episode `k` uses
 /// `EVAL_SEED + k`): far from the training seeds, so that evaluation starts from states the
@@ -64,6 +68,15 @@ pub struct RunOptions {
     pub checkpoint_every: u64,
     /// Show a progress bar (plain lines when the output is not a terminal).
     pub progress: bool,
+    /// Evaluate during training (SB3's `EvalCallback`): greedy episodes on a separate env every
+    /// so many steps, `evaluations.jsonl` and the best policy as `best.ckpt` in the run
+    /// directory.
+    pub periodic_eval: Option<PeriodicEval>,
+    /// Stop training once this return is reached: by the periodic evaluation's mean when there
+    /// is one, else by the mean of the last 20 training returns.
+    pub stop_at_return: Option<f64>,
+    /// The user's own hooks, called after every update after the built-in ones.
+    pub callbacks: Vec<UserCallback>,
 }
 
 impl Default for RunOptions {
@@ -73,7 +86,42 @@ impl Default for RunOptions {
             eval_seed: EVAL_SEED,
             checkpoint_every: 50,
             progress: true,
+            periodic_eval: None,
+            stop_at_return: None,
+            callbacks: Vec::new(),
         }
+    }
+}
+
+/// Evaluation during training (see [`RunOptions::periodic_eval`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeriodicEval {
+    /// Evaluate every this many env steps.
+    pub every_steps: u64,
+    /// Greedy episodes per evaluation (seeded [`RunOptions::eval_seed`], `+ 1`, ...).
+    pub episodes: usize,
+}
+
+/// A user's [`Callback`] shared with the runner (which locks it during training).
+#[derive(Clone)]
+pub struct UserCallback(pub Arc<Mutex<dyn Callback + Send>>);
+
+impl UserCallback {
+    /// Shares `callback` with the runner; keep a clone of the `Arc` to read it afterwards.
+    pub fn new(callback: Arc<Mutex<dyn Callback + Send>>) -> Self {
+        Self(callback)
+    }
+}
+
+impl std::fmt::Debug for UserCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserCallback")
+    }
+}
+
+impl PartialEq for UserCallback {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -182,13 +230,28 @@ pub fn evaluate(
     seed: u64,
     backend: Option<BackendKind>,
 ) -> Result<Evaluation, Error> {
+    evaluate_checkpoint(dir, files::CHECKPOINT, episodes, seed, backend)
+}
+
+/// [`evaluate`] with another checkpoint of the run in `dir`, such as the best policy of its
+/// periodic evaluation ([`cinder_rl::callbacks::files::BEST_CHECKPOINT`]); an error names a
+/// checkpoint the run does not have.
+pub fn evaluate_checkpoint(
+    dir: &Path,
+    checkpoint: &str,
+    episodes: usize,
+    seed: u64,
+    backend: Option<BackendKind>,
+) -> Result<Evaluation, Error> {
     let info = RunInfo::read(dir)?;
     let kind = backend_of(&info, backend)?;
+    let checkpoint = existing_checkpoint(dir, checkpoint)?;
     let task = Task::Evaluate {
-        dir: dir.to_path_buf(),
+        checkpoint,
         info,
         episodes,
         seed,
+        record: None,
     };
     match dispatch(kind, task)?? {
         Outcome::Evaluation(evaluation) => Ok(evaluation),
@@ -196,6 +259,55 @@ pub fn evaluate(
             .evaluation
             .ok_or_else(|| Error::Config("no evaluation was run".into())),
     }
+}
+
+/// [`evaluate_checkpoint`], also drawing the first episode: its frames (one after the reset
+/// and one per step, as the env's `render` draws them) and the env's recording frame rate.
+/// [`save_gif`](cinder_env::render::save_gif) turns them into an animated GIF.
+pub fn record_episode(
+    dir: &Path,
+    checkpoint: &str,
+    episodes: usize,
+    seed: u64,
+    backend: Option<BackendKind>,
+) -> Result<(Evaluation, Vec<Frame>, u32), Error> {
+    let info = RunInfo::read(dir)?;
+    let fps = spec(&info.env_id)?.render_fps;
+    let kind = backend_of(&info, backend)?;
+    let checkpoint = existing_checkpoint(dir, checkpoint)?;
+    let frames = FrameLog::default();
+    let task = Task::Evaluate {
+        checkpoint,
+        info,
+        episodes: episodes.max(1),
+        seed,
+        record: Some(Arc::clone(&frames)),
+    };
+    let evaluation = match dispatch(kind, task)?? {
+        Outcome::Evaluation(evaluation) => evaluation,
+        Outcome::Summary(summary) => summary
+            .evaluation
+            .ok_or_else(|| Error::Config("no evaluation was run".into()))?,
+    };
+    let frames = std::mem::take(&mut *frames.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((evaluation, frames, fps))
+}
+
+/// `dir/name`, or an error saying that the run has no such checkpoint.
+fn existing_checkpoint(dir: &Path, name: &str) -> Result<PathBuf, Error> {
+    let checkpoint = dir.join(name);
+    if checkpoint.is_file() {
+        return Ok(checkpoint);
+    }
+    Err(Error::Config(format!(
+        "{} does not exist{}",
+        checkpoint.display(),
+        if name == cinder_rl::callbacks::files::BEST_CHECKPOINT {
+            " (the best policy is kept by runs trained with periodic evaluation, --eval-every)"
+        } else {
+            ""
+        }
+    )))
 }
 
 /// The backend to use: the one asked for, else the run's own.
@@ -258,6 +370,7 @@ impl Outcome {
                 solved_at_seconds: None,
                 evaluation: Some(evaluation),
                 timings: Default::default(),
+                stopped_early: None,
             },
         }
     }
@@ -273,10 +386,12 @@ enum Task {
         options: RunOptions,
     },
     Evaluate {
-        dir: PathBuf,
+        checkpoint: PathBuf,
         info: RunInfo,
         episodes: usize,
         seed: u64,
+        /// Where to keep the first episode's frames, if drawn.
+        record: Option<FrameLog>,
     },
 }
 
@@ -489,13 +604,19 @@ impl BackendTask for Task {
                 Ok(Outcome::Summary(Box::new(summary)))
             }
             Task::Evaluate {
-                dir,
+                checkpoint,
                 info,
                 episodes,
                 seed,
+                record,
             } => {
-                let checkpoint = dir.join(files::CHECKPOINT);
                 let mut env = make(&info.env_id)?;
+                let mut log = None;
+                if record.is_some() {
+                    let recorder = RenderCollection::new(env).with_max_episodes(1);
+                    log = Some(recorder.frames());
+                    env = Box::new(recorder);
+                }
                 let returns = match info.algorithm {
                     Algorithm::Ppo => resume_ppo::<B>(&checkpoint, &info.env_id, device)?
                         .evaluate(&mut env, episodes, seed)?,
@@ -506,6 +627,10 @@ impl BackendTask for Task {
                     Algorithm::Trpo => resume_trpo::<B>(&checkpoint, &info.env_id, device)?
                         .evaluate(&mut env, episodes, seed)?,
                 };
+                if let (Some(out), Some(log)) = (record, log) {
+                    let kept = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+                    *out.lock().unwrap_or_else(|e| e.into_inner()) = kept;
+                }
                 Ok(Outcome::Evaluation(Evaluation::from_returns(returns)))
             }
         }
@@ -559,7 +684,50 @@ fn finish<L: Learner>(
         solve_threshold: threshold,
     };
     let mut run_dir = run_dir;
-    let report = run::train(learner, run_dir.as_deref_mut(), &train_options)?;
+    // The built-in hooks first (periodic evaluation, or the training-return stop), then the
+    // user's, in order.
+    let mut eval_callback = match options.periodic_eval {
+        Some(periodic) => Some(EvalCallback::new(
+            make(env_id)?,
+            EvalOptions {
+                every_steps: periodic.every_steps,
+                episodes: periodic.episodes,
+                seed: options.eval_seed,
+                stop_at_return: options.stop_at_return,
+            },
+        )?),
+        None => None,
+    };
+    let mut training_stop = match (options.periodic_eval, options.stop_at_return) {
+        (None, Some(threshold)) => Some(StopOnTrainingReturn { threshold }),
+        _ => None,
+    };
+    let mut user_guards = Vec::with_capacity(options.callbacks.len());
+    for callback in &options.callbacks {
+        user_guards.push(callback.0.lock().map_err(|_| {
+            Error::Config(
+                "a user callback panicked in an earlier run (its lock is poisoned)".into(),
+            )
+        })?);
+    }
+    let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
+    if let Some(c) = eval_callback.as_mut() {
+        callbacks.push(c);
+    }
+    if let Some(c) = training_stop.as_mut() {
+        callbacks.push(c);
+    }
+    for guard in user_guards.iter_mut() {
+        callbacks.push(&mut **guard);
+    }
+    let report = run::train_with_callbacks(
+        learner,
+        run_dir.as_deref_mut(),
+        &train_options,
+        &mut callbacks,
+    )?;
+    drop(callbacks);
+    drop(user_guards);
     let evaluation = if options.eval_episodes > 0 {
         let mut env = make(env_id)?;
         Some(Evaluation::from_returns(learner.evaluate(
@@ -587,6 +755,7 @@ fn finish<L: Learner>(
         solved_at_seconds: report.solved_at_seconds,
         evaluation,
         timings: report.timings,
+        stopped_early: report.stopped_early,
     };
     if let Some(run_dir) = run_dir {
         run_dir.write_summary(&summary)?;

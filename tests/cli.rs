@@ -519,3 +519,156 @@ fn a_task_trains_through_cinder_train_and_resumes() {
     assert!(err.contains("division"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Seeing and hooking: periodic evaluation keeps `evaluations.jsonl` and `best.ckpt`,
+/// `eval --best --gif` records an episode of the best policy, every run directory has a
+/// TensorBoard file, and `--stop-at-return` stops training early.
+#[test]
+fn periodic_evaluation_best_policy_gif_and_early_stop() {
+    let dir = scratch("evalgif");
+    let dir_s = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "Pendulum-v1",
+        "--seed",
+        "2",
+        "--quiet",
+        "--out",
+        dir_s,
+        "--eval-every",
+        "128",
+        "--eval-every-episodes",
+        "2",
+        "--eval-episodes",
+        "1",
+    ];
+    args.extend(tiny("ppo"));
+    ok(&args);
+    let evaluations = std::fs::read_to_string(dir.join("evaluations.jsonl")).unwrap();
+    let steps: Vec<u64> = evaluations
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["global_step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, [128, 256]);
+    assert!(dir.join("best.ckpt").is_file());
+    let events: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    assert_eq!(events.len(), 1, "one TensorBoard file");
+
+    let gif = dir.join("episode.gif");
+    let out = ok(&[
+        "eval",
+        dir_s,
+        "--best",
+        "--episodes",
+        "1",
+        "--gif",
+        gif.to_str().unwrap(),
+    ]);
+    // Pendulum-v1: the reset's frame and 200 steps', at Gymnasium's 30 fps.
+    assert!(out.contains("201 frames at 30 fps"), "{out}");
+    let bytes = std::fs::read(&gif).unwrap();
+    assert_eq!(&bytes[..6], b"GIF89a");
+    assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 500, "width");
+
+    // No best policy without periodic evaluation; the error says how to get one.
+    let plain = scratch("nobest");
+    let mut args = vec![
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--quiet",
+        "--eval-episodes",
+        "1",
+        "--out",
+        plain.to_str().unwrap(),
+    ];
+    args.extend(tiny("ppo"));
+    ok(&args);
+    let err = fails(&["eval", plain.to_str().unwrap(), "--best"]);
+    assert!(
+        err.contains("best.ckpt") && err.contains("--eval-every"),
+        "{err}"
+    );
+
+    // A training-return threshold that 20 episodes reach at once stops the run early.
+    let stop = scratch("stop");
+    let args = vec![
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--quiet",
+        "--eval-episodes",
+        "1",
+        "--out",
+        stop.to_str().unwrap(),
+        "--stop-at-return",
+        "5",
+        "--set",
+        "num_envs=2",
+        "--set",
+        "num_steps=64",
+        "--total-steps",
+        "2560",
+    ];
+    let out = ok(&args);
+    assert!(out.contains("stopped early"), "{out}");
+    let summary = json(&stop.join("summary.json"));
+    assert!(summary["total_steps"].as_u64().unwrap() < 2560, "{summary}");
+    assert!(
+        summary["stopped_early"]
+            .as_str()
+            .unwrap()
+            .contains("reached 5"),
+        "{summary}"
+    );
+
+    // Learning curves of env runs: a panel per env, a line per algorithm over its runs.
+    let svg = dir.join("curves.svg");
+    ok(&[
+        "plot",
+        dir_s,
+        plain.to_str().unwrap(),
+        stop.to_str().unwrap(),
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "not an SVG");
+    for label in ["Pendulum-v1", "CartPole-v1", "ppo (1 run)", "ppo (2 runs)"] {
+        assert!(text.contains(label), "{label} missing from the plot");
+    }
+
+    // Task runs have their own evaluation schedule.
+    let err = fails(&[
+        "train",
+        "--algo",
+        "grpo",
+        "--task",
+        "sort",
+        "--eval-every",
+        "10",
+    ]);
+    assert!(err.contains("eval_every"), "{err}");
+    for d in [dir, plain, stop] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

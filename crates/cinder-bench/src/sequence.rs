@@ -1,7 +1,7 @@
 //! `cinder-bench sequence`: the sequence pipeline's speed on every backend compiled in —
 //! sampling throughput with and without the KV cache at several completion lengths, and
 //! GRPO's and PPO's step times (generation and update) with the run's default settings. The
-//! workloads are [`cinder_lm::throughput`]'s, instantiated once in the facade's runner.
+//! workloads are `cinder_lm::throughput`'s, instantiated once in the facade's runner.
 
 use crate::backends::Environment;
 use crate::measure::machine_description;

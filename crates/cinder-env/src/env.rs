@@ -2,6 +2,7 @@
 //! `step(action) -> (obs, reward, terminated, truncated, info)`.
 
 use crate::error::{EnvError, Result};
+use crate::render::Frame;
 use crate::space::{Space, SpaceValue, Value};
 
 /// Statistics of a finished episode, reported by
@@ -101,6 +102,16 @@ pub trait Env {
             std::any::type_name::<Self>().into(),
         ))
     }
+
+    /// The current state drawn as Gymnasium's `render()` in `rgb_array` mode draws it
+    /// ([`crate::render`]). The built-in envs draw themselves (after a reset; before one,
+    /// [`EnvError::ResetNeeded`]) and wrappers pass it through; the default returns
+    /// [`EnvError::RenderUnsupported`].
+    fn render(&self) -> Result<Frame> {
+        Err(EnvError::RenderUnsupported(
+            std::any::type_name::<Self>().into(),
+        ))
+    }
 }
 
 /// A saved env state: JSON, so that it reads in a checkpoint and survives format changes of
@@ -167,6 +178,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     fn load_state(&mut self, state: &EnvState) -> Result<()> {
         (**self).load_state(state)
     }
+    fn render(&self) -> Result<Frame> {
+        (**self).render()
+    }
 }
 
 /// A type-erased env: observations as flat `Vec<f32>`, actions as [`Value`]. This is what
@@ -202,6 +216,9 @@ impl<E: Env> Erased<E> {
 impl<E: Env> Env for Erased<E> {
     type Obs = Vec<f32>;
     type Action = Value;
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.inner.render()
+    }
 
     fn observation_space(&self) -> Space {
         self.inner.observation_space()
@@ -266,6 +283,14 @@ pub enum EpisodePhase {
 }
 
 impl EpisodePhase {
+    /// `Ok` once the env was reset (a state to draw), else [`EnvError::ResetNeeded`].
+    pub fn check_render(self) -> Result<()> {
+        match self {
+            EpisodePhase::NeedsReset => Err(EnvError::ResetNeeded),
+            _ => Ok(()),
+        }
+    }
+
     /// `Ok` if a step may be taken now, else the error that says why not.
     #[inline]
     pub fn check_step(self) -> Result<()> {

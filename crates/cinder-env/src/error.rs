@@ -68,6 +68,23 @@ pub enum EnvError {
         /// The registered ids.
         known: Vec<String>,
     },
+    /// Writing a file (a GIF of frames) failed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The env does not draw itself (its type does not implement `render`).
+    #[error("{0} does not render: implement Env::render for it")]
+    RenderUnsupported(String),
+    /// `register` was given an id that is already registered.
+    #[error("env id {id:?} is already registered; choose another id (e.g. a new version suffix)")]
+    DuplicateEnv {
+        /// The id.
+        id: String,
+    },
     /// A vector env or wrapper was configured wrongly (zero envs, wrong number of actions, ...).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -19,7 +19,10 @@
 //!   discrete and continuous actions, with checkpoints that resume exactly;
 //! - [`run`]: run directories (config, metrics, checkpoints, summary), the training loop around
 //!   any [`run::Learner`] with progress output;
-//! - [`checkpoint`]: the checkpoint file format (atomic writes, checksums, shape checks).
+//! - [`callbacks`]: hooks into that loop (SB3's callbacks): periodic evaluation keeping the
+//!   best policy, early stops at a return threshold, and one's own;
+//! - [`checkpoint`]: the checkpoint file format (atomic writes, checksums, shape checks);
+//! - [`tensorboard`]: TensorBoard event files of every run's metrics, under CleanRL's names.
 //!
 //! ```
 //! use cinder_rl::advantages::{bootstrap_values, gae};
@@ -50,6 +53,7 @@
 )]
 
 pub mod advantages;
+pub mod callbacks;
 pub mod checkpoint;
 pub mod distributions;
 pub mod error;
@@ -64,6 +68,7 @@ pub mod ppo;
 pub mod reinforce;
 pub mod rollout;
 pub mod run;
+pub mod tensorboard;
 pub mod tensors;
 pub mod trpo;
 pub mod trust_region;

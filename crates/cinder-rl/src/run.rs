@@ -9,17 +9,23 @@
 //! - `checkpoint.ckpt`: the latest checkpoint (policy, optimiser, counters, random generators,
 //!   env states), replaced atomically every `checkpoint_every` updates and at the end;
 //! - `summary.json`: written at the end (env, algorithm, backend, seed, steps, wall time,
-//!   steps/s, final evaluation).
+//!   steps/s, final evaluation);
+//! - `events.out.tfevents.*`: the same metrics for TensorBoard (`tensorboard --logdir DIR`),
+//!   under CleanRL's and SB3's names ([`crate::tensorboard`]).
 //!
 //! Resuming reopens the directory, drops metric lines written after the checkpoint (by a run
-//! that died later), and continues from the checkpoint.
+//! that died later), rewrites the TensorBoard file from the lines kept, and continues from the
+//! checkpoint.
 
+use crate::callbacks::{Callback, UpdateEvent};
 use crate::error::{Result, RlError};
+use crate::tensorboard::{self, EventWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fs;
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// File names inside a run directory.
@@ -160,6 +166,7 @@ pub trait Learner {
 pub struct RunDir {
     path: PathBuf,
     metrics: fs::File,
+    events: EventWriter,
     /// The updates before a resume, so that episode statistics span the whole run.
     history: Vec<HistoryEntry>,
 }
@@ -184,9 +191,11 @@ impl RunDir {
         crate::checkpoint::write_file_atomic(&path.join(files::CONFIG), &config_json)?;
         let metrics_path = path.join(files::METRICS);
         let metrics = fs::File::create(&metrics_path).map_err(io_error(&metrics_path))?;
+        let events = EventWriter::create(&path)?;
         Ok(Self {
             path,
             metrics,
+            events,
             history: Vec::new(),
         })
     }
@@ -198,6 +207,7 @@ impl RunDir {
         let metrics_path = path.join(files::METRICS);
         let text = fs::read_to_string(&metrics_path).unwrap_or_default();
         let mut kept = String::with_capacity(text.len());
+        let mut kept_values = Vec::new();
         let mut history = Vec::new();
         for line in text.lines() {
             let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
@@ -213,6 +223,7 @@ impl RunDir {
                 }
                 kept.push_str(line);
                 kept.push('\n');
+                kept_values.push(value);
             }
         }
         crate::checkpoint::write_file_atomic(&metrics_path, kept.as_bytes())?;
@@ -220,9 +231,21 @@ impl RunDir {
             .append(true)
             .open(&metrics_path)
             .map_err(io_error(&metrics_path))?;
+        // The TensorBoard file follows metrics.jsonl: written afresh from the lines kept, so
+        // that it holds no update the resumed run will redo.
+        for old in tensorboard::event_files(&path)? {
+            fs::remove_file(&old).map_err(io_error(&old))?;
+        }
+        let mut events = EventWriter::create(&path)?;
+        let wall_time = tensorboard::now();
+        for value in &kept_values {
+            events.add_metrics(value, wall_time)?;
+        }
+        events.flush()?;
         Ok(Self {
             path,
             metrics,
+            events,
             history,
         })
     }
@@ -249,15 +272,26 @@ impl RunDir {
         })
     }
 
-    /// Appends one update's metrics as a JSON line.
+    /// Appends one update's metrics as a JSON line, and its scalars to the TensorBoard file
+    /// (flushed, so that a running TensorBoard sees them).
     pub fn append_metrics(&mut self, metrics: &impl Serialize) -> Result<()> {
         let metrics_path = self.path.join(files::METRICS);
+        let value = serde_json::to_value(metrics)
+            .map_err(|e| RlError::InvalidConfig(format!("metrics do not serialise: {e}")))?;
+        // Written from `metrics` itself, not `value`, to keep the fields in their order.
         let mut line = serde_json::to_vec(metrics)
             .map_err(|e| RlError::InvalidConfig(format!("metrics do not serialise: {e}")))?;
         line.push(b'\n');
         self.metrics
             .write_all(&line)
-            .map_err(io_error(&metrics_path))
+            .map_err(io_error(&metrics_path))?;
+        self.events.add_metrics(&value, tensorboard::now())?;
+        self.events.flush()
+    }
+
+    /// The TensorBoard event file this run writes to.
+    pub fn events_path(&self) -> &Path {
+        self.events.path()
     }
 
     /// Writes `summary.json`.
@@ -329,6 +363,10 @@ pub struct RunSummary {
     /// Where the training time went (this process's part of the run, after any resume).
     #[serde(default)]
     pub timings: Timings,
+    /// Why a callback stopped training before the budget was spent (a return threshold
+    /// reached), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
 }
 
 /// How [`train`] runs.
@@ -365,6 +403,8 @@ pub struct TrainReport {
     pub solved_at_seconds: Option<f64>,
     /// The updates' [`Timings`], summed over this call.
     pub timings: Timings,
+    /// Why a callback stopped training before the budget was spent, if one did.
+    pub stopped_early: Option<String>,
 }
 
 impl TrainReport {
@@ -381,18 +421,33 @@ impl TrainReport {
 /// is the last good state.
 pub fn train<L: Learner>(
     learner: &mut L,
+    run_dir: Option<&mut RunDir>,
+    options: &TrainOptions,
+) -> Result<TrainReport> {
+    train_with_callbacks(learner, run_dir, options, &mut [])
+}
+
+/// [`train`], calling every callback after each update (after its metrics and any periodic
+/// checkpoint are written, in order). The first callback that breaks stops training after
+/// that update: the learner is checkpointed (with a run directory) and the report names the
+/// reason.
+pub fn train_with_callbacks<L: Learner>(
+    learner: &mut L,
     mut run_dir: Option<&mut RunDir>,
     options: &TrainOptions,
+    callbacks: &mut [&mut dyn Callback],
 ) -> Result<TrainReport> {
     let progress = Progress::new(options.progress, learner);
     let mut report = TrainReport::default();
     let mut window: VecDeque<f64> = VecDeque::with_capacity(20);
+    let window_len = std::cell::Cell::new(0);
     let mut record = |returns: &[f64], step: u64, wall: f64, report: &mut TrainReport| {
         for &r in returns {
             if window.len() == 20 {
                 window.pop_front();
             }
             window.push_back(r);
+            window_len.set(window.len());
             report.episodes += 1;
             let mean = window.iter().sum::<f64>() / window.len() as f64;
             if let (None, Some(threshold)) = (report.solved_at_step, options.solve_threshold) {
@@ -426,15 +481,49 @@ pub fn train<L: Learner>(
             &mut report,
         )
         .or(mean);
+        let it = metrics.iteration();
+        let mut checkpointed = false;
         if let Some(dir) = run_dir.as_deref_mut() {
             dir.append_metrics(&metrics)?;
-            let it = metrics.iteration();
             let last = learner.finished();
             if last || (options.checkpoint_every > 0 && it % options.checkpoint_every == 0) {
                 learner.save_checkpoint(&dir.checkpoint_path())?;
+                checkpointed = true;
             }
         }
         progress.update(learner, mean);
+        if !callbacks.is_empty() {
+            let line = serde_json::to_value(&metrics)
+                .map_err(|e| RlError::InvalidInput(format!("metrics do not serialise: {e}")))?;
+            let event = UpdateEvent {
+                iteration: it,
+                global_step: metrics.global_step(),
+                total_steps: learner.total_steps(),
+                wall_seconds: metrics.wall_seconds(),
+                metrics: &line,
+                episode_returns: metrics.episode_returns(),
+                mean_return_last_20: mean,
+                episodes_in_window: window_len.get(),
+                run_dir: run_dir.as_deref().map(RunDir::path),
+            };
+            let mut stop = None;
+            for callback in callbacks.iter_mut() {
+                if let ControlFlow::Break(reason) = callback.on_update(&event, &*learner)? {
+                    stop = Some(reason);
+                    break;
+                }
+            }
+            if let Some(reason) = stop {
+                if let (Some(dir), false) = (run_dir.as_deref(), checkpointed) {
+                    learner.save_checkpoint(&dir.checkpoint_path())?;
+                }
+                if options.progress {
+                    eprintln!("stopped early: {reason}");
+                }
+                report.stopped_early = Some(reason);
+                break;
+            }
+        }
     }
     progress.finish();
     report.last_returns = window.into_iter().collect();

@@ -396,3 +396,308 @@ fn adaptive_kl_without_clipping_still_learns_the_identity_env() {
     let accuracy = returns.iter().sum::<f64>() / returns.len() as f64;
     assert!(accuracy >= 0.95, "identity accuracy {accuracy}");
 }
+
+/// The Python interpreter with TensorBoard (`CINDER_PYTHON`, else `python3`), or `None` when
+/// `tensorboard` is not importable. With `CINDER_REQUIRE_TENSORBOARD=1` (CI) a missing reader
+/// fails instead of skipping.
+fn tensorboard_python() -> Option<String> {
+    let python = std::env::var("CINDER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var("CINDER_REQUIRE_TENSORBOARD").is_ok_and(|v| v == "1") {
+        panic!("CINDER_REQUIRE_TENSORBOARD=1 but {python} cannot import tensorboard");
+    }
+    found.then_some(python)
+}
+
+/// Every scalar TensorBoard's reader finds in `dir`: tag → sorted `(step, value)`.
+fn tensorboard_scalars(
+    python: &str,
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, Vec<(i64, f32)>> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/tensorboard_scalars.py"
+    );
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: std::collections::BTreeMap<String, Vec<(i64, f64)>> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    parsed
+        .into_iter()
+        .map(|(tag, mut points)| {
+            points.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            (
+                tag,
+                points.into_iter().map(|(s, v)| (s, v as f32)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// What the TensorBoard file must hold for `metrics.jsonl`'s lines, by the names CleanRL and
+/// SB3 use (this table is the specification the README states).
+fn expected_scalars(
+    lines: &[serde_json::Value],
+) -> std::collections::BTreeMap<String, Vec<(i64, f32)>> {
+    let named = |key: &str| -> String {
+        match key {
+            "episode_returns" => "charts/episodic_return",
+            "episode_lengths" => "charts/episodic_length",
+            "learning_rate" => "charts/learning_rate",
+            "steps_per_second" => "charts/SPS",
+            "policy_loss" => "losses/policy_loss",
+            "value_loss" => "losses/value_loss",
+            "entropy" => "losses/entropy",
+            "approx_kl" => "losses/approx_kl",
+            "clip_fraction" => "losses/clipfrac",
+            "explained_variance" => "losses/explained_variance",
+            "iteration" => "time/iterations",
+            "global_step" => "time/total_timesteps",
+            "wall_seconds" => "time/wall_seconds",
+            other => return format!("train/{other}"),
+        }
+        .to_string()
+    };
+    let mut expected: std::collections::BTreeMap<String, Vec<(i64, f32)>> = Default::default();
+    for line in lines {
+        let step = line["global_step"].as_i64().unwrap();
+        for (key, value) in line.as_object().unwrap() {
+            let mut add =
+                |tag: String, v: f64| expected.entry(tag).or_default().push((step, v as f32));
+            match value {
+                serde_json::Value::Number(n) => add(named(key), n.as_f64().unwrap()),
+                serde_json::Value::Bool(b) => add(named(key), f64::from(u8::from(*b))),
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        add(named(key), item.as_f64().unwrap());
+                    }
+                }
+                serde_json::Value::Object(fields) if key == "timings" => {
+                    for (phase, seconds) in fields {
+                        add(format!("time/{phase}_seconds"), seconds.as_f64().unwrap());
+                    }
+                }
+                serde_json::Value::Null => {}
+                other => panic!("unexpected metric {key}: {other}"),
+            }
+        }
+    }
+    for points in expected.values_mut() {
+        points.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    expected
+}
+
+/// TensorBoard's own reader (Python `tensorboard`) finds every scalar of `metrics.jsonl` at its
+/// step, under CleanRL's names; a resume rewrites the file so that no dropped update lingers.
+#[test]
+fn tensorboard_reader_finds_every_scalar() {
+    let dir = tmp_dir("tensorboard");
+    let config = small_config(3, 4);
+    let mut run_dir = RunDir::create(&dir, &config).unwrap();
+    let mut ppo = cartpole_ppo(config);
+    let options = TrainOptions {
+        checkpoint_every: 2,
+        progress: false,
+        solve_threshold: None,
+    };
+    train(&mut ppo, Some(&mut run_dir), &options).unwrap();
+    let read_lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(files::METRICS))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = read_lines();
+    assert_eq!(lines.len(), 4);
+    // Cinder's own reader (checksums verified) sees what TensorBoard must see.
+    let own: usize = cinder_rl::tensorboard::event_files(&dir)
+        .unwrap()
+        .iter()
+        .map(|f| cinder_rl::tensorboard::read_scalars(f).unwrap().len())
+        .sum();
+    let expected = expected_scalars(&lines);
+    assert_eq!(own, expected.values().map(Vec::len).sum::<usize>());
+    assert!(expected["charts/episodic_return"].len() >= 4);
+    let Some(python) = tensorboard_python() else {
+        eprintln!(
+            "skipped TensorBoard's reader: `tensorboard` is not importable (pip install tensorboard; CINDER_PYTHON names the interpreter)"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    };
+    assert_eq!(tensorboard_scalars(&python, &dir), expected);
+
+    // Reopened to resume after update 2: the file holds updates 1 and 2 only.
+    drop(run_dir);
+    let reopened = RunDir::reopen(&dir, 2).unwrap();
+    let kept = read_lines();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(
+        cinder_rl::tensorboard::event_files(&dir).unwrap(),
+        [reopened.events_path().to_path_buf()]
+    );
+    assert_eq!(tensorboard_scalars(&python, &dir), expected_scalars(&kept));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SB3's `EvalCallback`: evaluations every `every_steps` on a separate env, `evaluations.jsonl`
+/// and `best.ckpt` (the best so far, reloadable); its threshold stops training, checkpointed;
+/// a resumed run drops the evaluations the dead run made after its checkpoint.
+#[test]
+fn eval_callback_keeps_the_best_policy_and_stops_at_a_threshold() {
+    use cinder_rl::callbacks::{
+        EvalCallback, EvalOptions, EvaluationRecord, StopOnTrainingReturn, files as cb_files,
+    };
+    let dir = tmp_dir("evalcb");
+    let config = small_config(4, 12);
+    let mut run_dir = RunDir::create(&dir, &config).unwrap();
+    let mut ppo = cartpole_ppo(config.clone());
+    let options = TrainOptions {
+        checkpoint_every: 0,
+        progress: false,
+        solve_threshold: None,
+    };
+    let eval_options = EvalOptions {
+        every_steps: 512,
+        episodes: 3,
+        seed: 10_000,
+        stop_at_return: None,
+    };
+    let mut eval = EvalCallback::new(make("CartPole-v1").unwrap(), eval_options).unwrap();
+    let report = cinder_rl::run::train_with_callbacks(
+        &mut ppo,
+        Some(&mut run_dir),
+        &options,
+        &mut [&mut eval],
+    )
+    .unwrap();
+    assert_eq!(report.stopped_early, None);
+    // 12 updates of 256 steps: evaluations at 512, 1024, ..., 3072.
+    let records: Vec<EvaluationRecord> = std::fs::read_to_string(dir.join(cb_files::EVALUATIONS))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = records.iter().map(|r| r.global_step).collect();
+    assert_eq!(steps, [512, 1024, 1536, 2048, 2560, 3072]);
+    assert_eq!(eval.history(), &records[..]);
+    // The best-so-far column is the running maximum, and a new best is flagged where it rises.
+    let mut best = f64::NEG_INFINITY;
+    for r in &records {
+        assert_eq!(r.new_best, r.evaluation.mean_return > best, "{r:?}");
+        best = best.max(r.evaluation.mean_return);
+        assert_eq!(r.best_mean_return, best);
+        assert_eq!(r.evaluation.episodes, 3);
+    }
+    // best.ckpt is a checkpoint of the best evaluation's policy: reloaded, it plays the same
+    // episodes to the same returns.
+    let (model, _) =
+        load_policy::<B>(dir.join(cb_files::BEST_CHECKPOINT), &Default::default()).unwrap();
+    let mut env = make("CartPole-v1").unwrap();
+    let replay =
+        cinder_rl::policy::evaluate_greedy(&model, &mut env, 3, 10_000, &Default::default())
+            .unwrap();
+    let best_record = records.iter().rev().find(|r| r.new_best).unwrap();
+    assert_eq!(replay, best_record.evaluation.returns);
+
+    // A threshold the first evaluation reaches stops training after update 2, checkpointed.
+    let dir2 = tmp_dir("evalcb-stop");
+    let mut run_dir = RunDir::create(&dir2, &config).unwrap();
+    let mut ppo = cartpole_ppo(config.clone());
+    let mut stopper = EvalCallback::new(
+        make("CartPole-v1").unwrap(),
+        EvalOptions {
+            stop_at_return: Some(records[0].evaluation.mean_return),
+            ..eval_options
+        },
+    )
+    .unwrap();
+    let report = cinder_rl::run::train_with_callbacks(
+        &mut ppo,
+        Some(&mut run_dir),
+        &options,
+        &mut [&mut stopper],
+    )
+    .unwrap();
+    assert!(
+        report.stopped_early.as_deref().unwrap().contains("reached"),
+        "{report:?}"
+    );
+    assert_eq!(ppo.iteration(), 2);
+    let envs = CartPoleVec::new(4, AutoresetMode::SameStep).unwrap();
+    let resumed =
+        Ppo::<AB, _>::resume(dir2.join(files::CHECKPOINT), envs, Default::default()).unwrap();
+    assert_eq!(resumed.iteration(), 2);
+
+    // Resuming the first run from a checkpoint after update 4 (step 1024): the evaluations
+    // made later are dropped, and those kept set the best.
+    let mut straight = cartpole_ppo(config.clone());
+    for _ in 0..4 {
+        straight.iterate().unwrap();
+    }
+    straight
+        .save_checkpoint(&dir.join(files::CHECKPOINT))
+        .unwrap();
+    let envs = CartPoleVec::new(4, AutoresetMode::SameStep).unwrap();
+    let mut resumed =
+        Ppo::<AB, _>::resume(dir.join(files::CHECKPOINT), envs, Default::default()).unwrap();
+    let mut run_dir = RunDir::reopen(&dir, 4).unwrap();
+    let mut eval = EvalCallback::new(make("CartPole-v1").unwrap(), eval_options).unwrap();
+    let mut seen = Vec::new();
+    let mut spy = Spy(&mut seen);
+    cinder_rl::run::train_with_callbacks(
+        &mut resumed,
+        Some(&mut run_dir),
+        &options,
+        &mut [&mut eval, &mut spy],
+    )
+    .unwrap();
+    // The first evaluation after the resume is at 1536: 512 and 1024 were kept.
+    assert_eq!(eval.history()[..2], records[..2]);
+    assert_eq!(seen.first().map(|s| s.0), Some(5));
+    // Resumes are exact: the evaluations come out as in the uninterrupted run.
+    let again: Vec<EvaluationRecord> = std::fs::read_to_string(dir.join(cb_files::EVALUATIONS))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(again, records);
+
+    // The training-return stop: once 20 episodes ended with a mean of at least 10.
+    let mut ppo = cartpole_ppo(config);
+    let mut stop = StopOnTrainingReturn { threshold: 10.0 };
+    let report =
+        cinder_rl::run::train_with_callbacks(&mut ppo, None, &options, &mut [&mut stop]).unwrap();
+    let reason = report.stopped_early.unwrap();
+    assert!(reason.contains("last 20 training returns"), "{reason}");
+    assert!(ppo.iteration() < 12 && report.episodes >= 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&dir2).unwrap();
+}
+
+/// A callback of a test's own: records `(iteration, global step)` of every update it sees.
+struct Spy<'a>(&'a mut Vec<(u64, u64)>);
+
+impl cinder_rl::callbacks::Callback for Spy<'_> {
+    fn on_update(
+        &mut self,
+        event: &cinder_rl::callbacks::UpdateEvent<'_>,
+        _learner: &dyn cinder_rl::callbacks::LearnerView,
+    ) -> cinder_rl::Result<std::ops::ControlFlow<String>> {
+        self.0.push((event.iteration, event.global_step));
+        Ok(std::ops::ControlFlow::Continue(()))
+    }
+}

@@ -218,6 +218,11 @@ impl Env for Acrobot {
         Space::Discrete(Discrete::new(3))
     }
 
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.phase.check_render()?;
+        crate::render::acrobot(&self.state)
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 6], Info)> {
         let rng = self.rng.reset(seed);
         for v in &mut self.state {

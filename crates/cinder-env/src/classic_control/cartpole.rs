@@ -186,6 +186,11 @@ impl Env for CartPole {
         Space::Discrete(Discrete::new(2))
     }
 
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.phase.check_render()?;
+        crate::render::cartpole(&self.state)
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 4], Info)> {
         self.state = initial_state(self.rng.reset(seed));
         self.phase = EpisodePhase::Running;

@@ -202,6 +202,11 @@ impl Env for MountainCarContinuous {
         ))
     }
 
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.phase.check_render()?;
+        crate::render::mountain_car(self.state[0], GOAL_POSITION)
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 2], Info)> {
         let rng = self.rng.reset(seed);
         self.state = [rng.uniform(-0.6, -0.4), 0.0];

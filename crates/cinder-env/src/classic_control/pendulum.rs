@@ -73,6 +73,9 @@ pub struct Pendulum {
     state: [f64; 2],
     rng: EnvRng,
     phase: EpisodePhase,
+    /// The torque of the last step (clipped), drawn by `render`; `None` after a reset.
+    #[serde(default)]
+    last_u: Option<f32>,
 }
 
 impl Default for Pendulum {
@@ -93,6 +96,7 @@ impl Pendulum {
             state: [0.0; 2],
             rng: EnvRng::default(),
             phase: EpisodePhase::NeedsReset,
+            last_u: None,
         }
     }
 
@@ -133,12 +137,18 @@ impl Env for Pendulum {
         ))
     }
 
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.phase.check_render()?;
+        crate::render::pendulum(self.state[0], self.last_u)
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 3], Info)> {
         let rng = self.rng.reset(seed);
         let theta = rng.uniform(-PI, PI);
         let theta_dot = rng.uniform(-1.0, 1.0);
         self.state = [theta, theta_dot];
         self.phase = EpisodePhase::Running;
+        self.last_u = None;
         Ok((self.obs(), Info::default()))
     }
 
@@ -147,6 +157,7 @@ impl Env for Pendulum {
         self.phase.check_step()?;
         let [th, thdot] = self.state;
         let u = action[0].clamp(-MAX_TORQUE as f32, MAX_TORQUE as f32);
+        self.last_u = Some(u);
         let torque_cost = 0.001_f32 * powf2(u);
         let costs = pow2(angle_normalize(th)) + 0.1 * pow2(thdot) + f64::from(torque_cost);
         let torque_term = 3.0 / (M * L * L);

@@ -36,6 +36,9 @@ impl<E: Env> ClipAction<E> {
 impl<E: Env> Env for ClipAction<E> {
     type Obs = E::Obs;
     type Action = E::Action;
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.env.render()
+    }
 
     fn observation_space(&self) -> Space {
         self.env.observation_space()

@@ -230,6 +230,9 @@ fn check_epsilon_and_clip(wrapper: &str, epsilon: f64, clip: Option<f64>) -> Res
 impl<E: Env> Env for NormalizeObservation<E> {
     type Obs = Vec<f32>;
     type Action = E::Action;
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.env.render()
+    }
 
     fn observation_space(&self) -> Space {
         let bound = self.clip.unwrap_or(f32::INFINITY);
@@ -353,6 +356,9 @@ impl<E: Env> NormalizeReward<E> {
 impl<E: Env> Env for NormalizeReward<E> {
     type Obs = E::Obs;
     type Action = E::Action;
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.env.render()
+    }
 
     fn observation_space(&self) -> Space {
         self.env.observation_space()

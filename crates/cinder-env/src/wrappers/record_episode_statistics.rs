@@ -69,6 +69,9 @@ impl<E: Env> RecordEpisodeStatistics<E> {
 impl<E: Env> Env for RecordEpisodeStatistics<E> {
     type Obs = E::Obs;
     type Action = E::Action;
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.env.render()
+    }
 
     fn observation_space(&self) -> Space {
         self.env.observation_space()

@@ -56,6 +56,9 @@ impl<E: Env> TimeLimit<E> {
 impl<E: Env> Env for TimeLimit<E> {
     type Obs = E::Obs;
     type Action = E::Action;
+    fn render(&self) -> Result<crate::render::Frame> {
+        self.env.render()
+    }
 
     fn observation_space(&self) -> Space {
         self.env.observation_space()
