@@ -23,6 +23,7 @@ use cinder::rl::policy_gradient::{
     AdvantageEstimator, PgBatch, ReferenceKlConfig, ReferenceOutputs, pg_loss,
 };
 use cinder::rl::ppo::{Minibatch, PpoConfig, ppo_loss};
+use cinder::rl::run::RunSummary;
 use cinder::runner::{self, RunOptions, RunSpec};
 
 const BATCH: usize = 128;
@@ -215,7 +216,8 @@ fn ppo_loss_and_gradients_agree_across_backends() {
 /// Training runs on WGPU through the runner (compiled once, in the library): PPO on CartPole
 /// and on Pendulum (continuous actions, normalised observations and rewards), GRPO on CartPole;
 /// each run is written to a run directory, resumed, and evaluated again from its checkpoint.
-fn train_on_wgpu(env_id: &str, algorithm: Algorithm, sets: &[&str]) {
+/// Trains, evaluates, reloads and re-evaluates a run on WGPU; returns its summary.
+fn train_on_wgpu(env_id: &str, algorithm: Algorithm, sets: &[&str]) -> RunSummary {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let resolved = resolve(algorithm, env_id, None, &sets).unwrap();
     let dir = std::env::temp_dir().join(format!(
@@ -242,7 +244,7 @@ fn train_on_wgpu(env_id: &str, algorithm: Algorithm, sets: &[&str]) {
     .unwrap();
     assert!(summary.backend.starts_with("wgpu"), "{}", summary.backend);
     assert!(summary.updates >= 1 && summary.total_steps > 0);
-    let evaluation = summary.evaluation.unwrap();
+    let evaluation = summary.evaluation.clone().unwrap();
     assert!(evaluation.mean_return.is_finite());
     // The checkpoint reloads on WGPU and gives the same greedy evaluation.
     let again = runner::evaluate(&dir, 1, options.eval_seed, None).unwrap();
@@ -254,6 +256,7 @@ fn train_on_wgpu(env_id: &str, algorithm: Algorithm, sets: &[&str]) {
         evaluation.mean_return
     );
     let _ = std::fs::remove_dir_all(&dir);
+    summary
 }
 
 #[test]
@@ -261,7 +264,7 @@ fn ppo_trains_on_wgpu() {
     if !wgpu_available() {
         return;
     }
-    train_on_wgpu(
+    let cartpole = train_on_wgpu(
         "CartPole-v1",
         Algorithm::Ppo,
         &[
@@ -271,7 +274,9 @@ fn ppo_trains_on_wgpu() {
             "update_epochs=2",
         ],
     );
-    train_on_wgpu(
+    // Two updates of 2 envs × 32 steps.
+    assert_eq!((cartpole.updates, cartpole.total_steps), (2, 128));
+    let pendulum = train_on_wgpu(
         "Pendulum-v1",
         Algorithm::Ppo,
         &[
@@ -284,6 +289,7 @@ fn ppo_trains_on_wgpu() {
             "normalize_reward=true",
         ],
     );
+    assert_eq!((pendulum.updates, pendulum.total_steps), (2, 256));
 }
 
 /// TRPO's policy-step quantities for one policy and batch (weights and data drawn on the host
@@ -398,7 +404,7 @@ fn trpo_trains_on_wgpu() {
     if !wgpu_available() {
         return;
     }
-    train_on_wgpu(
+    let cartpole = train_on_wgpu(
         "CartPole-v1",
         Algorithm::Trpo,
         &[
@@ -409,7 +415,8 @@ fn trpo_trains_on_wgpu() {
             "n_critic_updates=2",
         ],
     );
-    train_on_wgpu(
+    assert_eq!((cartpole.updates, cartpole.total_steps), (2, 128));
+    let pendulum = train_on_wgpu(
         "Pendulum-v1",
         Algorithm::Trpo,
         &[
@@ -421,6 +428,7 @@ fn trpo_trains_on_wgpu() {
             "normalize_obs=true",
         ],
     );
+    assert_eq!((pendulum.updates, pendulum.total_steps), (1, 128));
 }
 
 /// GRPO's loss terms and gradients on a ragged batch of 6 trajectories in 2 groups, against a
@@ -540,7 +548,7 @@ fn grpo_trains_on_wgpu() {
     if !wgpu_available() {
         return;
     }
-    train_on_wgpu(
+    let summary = train_on_wgpu(
         "CartPole-v1",
         Algorithm::Grpo,
         &[
@@ -549,6 +557,9 @@ fn grpo_trains_on_wgpu() {
             "total_timesteps=100",
         ],
     );
+    // Batches of 4 whole episodes until the budget is reached: every episode counted.
+    assert!(summary.total_steps >= 100, "{}", summary.total_steps);
+    assert_eq!(summary.train_episodes, 4 * summary.updates);
 }
 
 /// The sequence GRPO loss (`cinder::lm::grpo::token_loss` over the transformer's per-token
