@@ -564,42 +564,27 @@ impl BackendTask for Task {
                 let backend = format!("{kind} ({})", B::name(&device));
                 let checkpoint = dir.join(files::CHECKPOINT);
                 let summary = match info.algorithm {
-                    Algorithm::Ppo => {
-                        let mut learner = resume_ppo::<B>(&checkpoint, &info.env_id, device)?;
-                        let mut run_dir = RunDir::reopen(&dir, learner.iteration())?;
-                        finish(
-                            &mut learner,
-                            Some(&mut run_dir),
-                            &info.env_id,
-                            info.algorithm,
-                            backend,
-                            &options,
-                        )?
-                    }
-                    Algorithm::Reinforce | Algorithm::Grpo => {
-                        let mut learner = resume_pg::<B>(&checkpoint, &info.env_id, device)?;
-                        let mut run_dir = RunDir::reopen(&dir, learner.iteration())?;
-                        finish(
-                            &mut learner,
-                            Some(&mut run_dir),
-                            &info.env_id,
-                            info.algorithm,
-                            backend,
-                            &options,
-                        )?
-                    }
-                    Algorithm::Trpo => {
-                        let mut learner = resume_trpo::<B>(&checkpoint, &info.env_id, device)?;
-                        let mut run_dir = RunDir::reopen(&dir, learner.iteration())?;
-                        finish(
-                            &mut learner,
-                            Some(&mut run_dir),
-                            &info.env_id,
-                            info.algorithm,
-                            backend,
-                            &options,
-                        )?
-                    }
+                    Algorithm::Ppo => continue_run(
+                        &mut resume_ppo::<B>(&checkpoint, &info.env_id, device)?,
+                        &dir,
+                        &info,
+                        backend,
+                        &options,
+                    )?,
+                    Algorithm::Reinforce | Algorithm::Grpo => continue_run(
+                        &mut resume_pg::<B>(&checkpoint, &info.env_id, device)?,
+                        &dir,
+                        &info,
+                        backend,
+                        &options,
+                    )?,
+                    Algorithm::Trpo => continue_run(
+                        &mut resume_trpo::<B>(&checkpoint, &info.env_id, device)?,
+                        &dir,
+                        &info,
+                        backend,
+                        &options,
+                    )?,
                 };
                 Ok(Outcome::Summary(Box::new(summary)))
             }
@@ -666,6 +651,26 @@ fn resume_pg<B: AutodiffBackend>(
     let config = policy_gradient::checkpoint_config(checkpoint)?;
     let envs = pg_envs(env_id, config.episodes_per_batch)?;
     Ok(PolicyGradient::resume(checkpoint, envs, device)?)
+}
+
+/// Continues a resumed `learner` in its run directory `dir` (metric lines after its
+/// checkpoint dropped) to the end of its budget, as [`finish`] does.
+fn continue_run<L: Learner>(
+    learner: &mut L,
+    dir: &Path,
+    info: &RunInfo,
+    backend: String,
+    options: &RunOptions,
+) -> Result<RunSummary, Error> {
+    let mut run_dir = RunDir::reopen(dir, learner.iteration())?;
+    finish(
+        learner,
+        Some(&mut run_dir),
+        &info.env_id,
+        info.algorithm,
+        backend,
+        options,
+    )
 }
 
 /// Trains `learner` to the end of its budget, evaluates it, and writes the summary.

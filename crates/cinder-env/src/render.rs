@@ -140,20 +140,8 @@ impl Canvas {
             .map(|&(x, y)| (x.trunc(), y.trunc()))
             .collect();
         if let Some(path) = Self::path(&whole, true) {
-            let paint = paint(color, true);
-            self.pixmap.fill_path(
-                &path,
-                &paint,
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
-            let outline = Stroke {
-                width: 1.0,
-                ..Stroke::default()
-            };
-            self.pixmap
-                .stroke_path(&path, &paint, &outline, Transform::identity(), None);
+            self.fill(&path, color);
+            self.stroke_path(&path, 1.0, color, true);
         }
     }
 
@@ -174,19 +162,38 @@ impl Canvas {
         path.finish()
     }
 
+    /// Fills `path`, anti-aliased.
+    fn fill(&mut self, path: &tiny_skia::Path, color: Rgb) {
+        self.pixmap.fill_path(
+            path,
+            &paint(color, true),
+            FillRule::Winding,
+            Transform::identity(),
+            None,
+        );
+    }
+
+    /// Strokes `path` `width` pixels wide.
+    fn stroke_path(&mut self, path: &tiny_skia::Path, width: f32, color: Rgb, aa: bool) {
+        let stroke = Stroke {
+            width,
+            ..Stroke::default()
+        };
+        self.pixmap.stroke_path(
+            path,
+            &paint(color, aa),
+            &stroke,
+            Transform::identity(),
+            None,
+        );
+    }
+
     /// A filled disc of integer centre and radius with an anti-aliased rim
     /// (`gfxdraw.filled_circle` + `gfxdraw.aacircle`).
     pub(crate) fn circle(&mut self, cx: i32, cy: i32, radius: i32, color: Rgb) {
         let (x, y) = (cx as f32 + HALF, cy as f32 + HALF);
         if let Some(path) = PathBuilder::from_circle(x, y, radius.max(0) as f32 + HALF) {
-            let paint = paint(color, true);
-            self.pixmap.fill_path(
-                &path,
-                &paint,
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+            self.fill(&path, color);
         }
     }
 
@@ -215,17 +222,7 @@ impl Canvas {
     /// A stroked open path of `width` pixels.
     pub(crate) fn stroke(&mut self, points: &[(f64, f64)], width: f32, color: Rgb, aa: bool) {
         if let Some(path) = Self::path(points, false) {
-            let stroke = Stroke {
-                width,
-                ..Stroke::default()
-            };
-            self.pixmap.stroke_path(
-                &path,
-                &paint(color, aa),
-                &stroke,
-                Transform::identity(),
-                None,
-            );
+            self.stroke_path(&path, width, color, aa);
         }
     }
 
