@@ -22,7 +22,7 @@
 //! pass the checksum, gives a typed error or a policy of the expected architecture.
 
 use crate::error::{Result, RlError};
-use crate::policy::{ActorCritic, ActorCriticConfig};
+use crate::policy::{ActorCritic, ActorCriticConfig, Policy, PolicyConfig};
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::record::AdaptorRecord;
@@ -647,14 +647,14 @@ pub fn parameter_ids<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamId> {
 
 /// The policy in a checkpoint's section `section` (`model`, or `reference` for a reference
 /// policy), built with the architecture `policy`.
-pub(crate) fn load_model<Bk: Backend>(
+pub(crate) fn load_model<Bk: Backend, P: Policy<Bk>>(
     path: &Path,
     checkpoint: &Checkpoint,
     section: &str,
-    policy: &ActorCriticConfig,
+    policy: &P::Config,
     device: &Bk::Device,
-) -> Result<ActorCritic<Bk>> {
-    let skeleton = policy.init::<Bk>(device)?;
+) -> Result<P> {
+    let skeleton = P::init(policy, device)?;
     checkpoint.module(path, section, section, skeleton, device)
 }
 
@@ -665,18 +665,43 @@ pub fn load_policy<Bk: Backend>(
     path: impl AsRef<Path>,
     device: &Bk::Device,
 ) -> Result<(ActorCritic<Bk>, ActorCriticConfig)> {
+    load_custom_policy::<Bk, ActorCritic<Bk>>(path, device)
+}
+
+/// [`load_policy`] for a run that trained a custom [`Policy`] `P`: its config is read back from
+/// the checkpoint's header as `P::Config` (an error says so when the checkpoint holds another
+/// kind of policy) and its weights are loaded with their shapes checked.
+pub fn load_custom_policy<Bk: Backend, P: Policy<Bk>>(
+    path: impl AsRef<Path>,
+    device: &Bk::Device,
+) -> Result<(P, P::Config)> {
     let path = path.as_ref();
     let checkpoint = Checkpoint::read(path)?;
-    let policy = checkpoint
+    let policy = checkpoint_policy_config::<P::Config>(path, &checkpoint)?;
+    let model = load_model::<Bk, P>(path, &checkpoint, "model", &policy, device)?;
+    Ok((model, policy))
+}
+
+/// The policy architecture a checkpoint's header records, read as `C`.
+pub(crate) fn checkpoint_policy_config<C: PolicyConfig>(
+    path: &Path,
+    checkpoint: &Checkpoint,
+) -> Result<C> {
+    checkpoint
         .meta
         .get("policy")
         .ok_or_else(|| corrupt(path, "the header names no policy architecture"))
         .and_then(|p| {
-            ActorCriticConfig::deserialize(p)
-                .map_err(|e| corrupt(path, format!("unreadable policy architecture: {e}")))
-        })?;
-    let model = load_model::<Bk>(path, &checkpoint, "model", &policy, device)?;
-    Ok((model, policy))
+            C::deserialize(p).map_err(|e| {
+                corrupt(
+                    path,
+                    format!(
+                        "its policy architecture is not a {}: {e}",
+                        std::any::type_name::<C>()
+                    ),
+                )
+            })
+        })
 }
 
 /// Loads a checkpoint's weights into an existing policy `model`, checking that the

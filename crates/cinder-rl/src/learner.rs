@@ -10,9 +10,8 @@ use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::clip_grad_norm;
 use crate::normalize::VecNormalize;
-use crate::policy::{ActorCritic, ActorCriticConfig};
+use crate::policy::{ActorCritic, Policy, PolicyConfig, TrainPolicy, check_outputs};
 use crate::tensors::UpdateChecks;
-use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::Tensor;
@@ -20,22 +19,25 @@ use burn::tensor::backend::AutodiffBackend;
 use std::path::Path;
 
 /// Adam as the learners use it (ε = 1e-5: CleanRL's and SB3's PPO).
-type PolicyOptimizer<B> = OptimizerAdaptor<Adam, ActorCritic<B>, B>;
+type PolicyOptimizer<B, P> = OptimizerAdaptor<Adam, P, B>;
 
-/// A learner's policy and its optimiser (see the [module docs](self)).
-pub struct PolicyTrainer<B: AutodiffBackend> {
-    policy_config: ActorCriticConfig,
+/// A learner's policy (the built-in [`ActorCritic`] unless a custom [`Policy`] is given) and
+/// its optimiser (see the [module docs](self)).
+pub struct PolicyTrainer<B: AutodiffBackend, P: TrainPolicy<B> = ActorCritic<B>> {
+    policy_config: P::Config,
     device: B::Device,
-    model: ActorCritic<B>,
-    optimizer: PolicyOptimizer<B>,
+    model: P,
+    optimizer: PolicyOptimizer<B, P>,
     /// The policy and Adam's state before the current update's first gradient step.
-    snapshot: Option<(ActorCritic<B>, PolicyOptimizer<B>)>,
+    snapshot: Option<(P, PolicyOptimizer<B, P>)>,
 }
 
-impl<B: AutodiffBackend> PolicyTrainer<B> {
-    /// A fresh policy of `policy_config` on `device` and a fresh Adam.
-    pub fn new(policy_config: ActorCriticConfig, device: B::Device) -> Result<Self> {
-        let model = policy_config.init::<B>(&device)?;
+impl<B: AutodiffBackend, P: TrainPolicy<B>> PolicyTrainer<B, P> {
+    /// A fresh policy of `policy_config` on `device` and a fresh Adam. Errors: a policy whose
+    /// outputs do not fit its config's sizes (see [`check_policy`]).
+    pub fn new(policy_config: P::Config, device: B::Device) -> Result<Self> {
+        let model = P::init(&policy_config, &device)?;
+        check_policy(&model.valid(), &policy_config, &device)?;
         Ok(Self {
             policy_config,
             device,
@@ -51,8 +53,8 @@ impl<B: AutodiffBackend> PolicyTrainer<B> {
     pub fn restore(
         path: &Path,
         checkpoint: &Checkpoint,
-        saved: &ActorCriticConfig,
-        expected: &ActorCriticConfig,
+        saved: &P::Config,
+        expected: &P::Config,
         device: B::Device,
     ) -> Result<Self> {
         if saved != expected {
@@ -60,12 +62,13 @@ impl<B: AutodiffBackend> PolicyTrainer<B> {
                 path: path.to_path_buf(),
                 reason: format!(
                     "it holds a policy of {}; these envs and settings need {}",
-                    describe(saved),
-                    describe(expected)
+                    saved.describe(),
+                    expected.describe()
                 ),
             });
         }
-        let model = load_model::<B>(path, checkpoint, "model", saved, &device)?;
+        let model = load_model::<B, P>(path, checkpoint, "model", saved, &device)?;
+        check_policy(&model.valid(), saved, &device)?;
         let fresh = AdamConfig::new().with_epsilon(1e-5).init();
         let optimizer = checkpoint.adam(path, "optimizer", &model, fresh, &device)?;
         Ok(Self {
@@ -84,12 +87,12 @@ impl<B: AutodiffBackend> PolicyTrainer<B> {
     }
 
     /// The current policy.
-    pub fn model(&self) -> &ActorCritic<B> {
+    pub fn model(&self) -> &P {
         &self.model
     }
 
     /// The policy's configuration (its architecture).
-    pub fn policy_config(&self) -> &ActorCriticConfig {
+    pub fn policy_config(&self) -> &P::Config {
         &self.policy_config
     }
 
@@ -115,7 +118,7 @@ impl<B: AutodiffBackend> PolicyTrainer<B> {
 
     /// Replaces the policy (TRPO's line search sets the actor's parameters directly); Adam's
     /// state stays attached to the parameters' identities.
-    pub(crate) fn replace_model(&mut self, model: ActorCritic<B>) {
+    pub(crate) fn replace_model(&mut self, model: P) {
         self.model = model;
     }
 
@@ -158,17 +161,59 @@ impl<B: AutodiffBackend> PolicyTrainer<B> {
     }
 }
 
-/// A one-line description of a policy's input, output and layers.
-pub(crate) fn describe(policy: &ActorCriticConfig) -> String {
-    format!(
-        "{} observations → {} {} actions, hidden layers {:?}",
-        policy.obs_dim,
-        policy.action_dim,
-        if policy.continuous {
-            "continuous"
-        } else {
-            "discrete"
-        },
-        policy.network.hidden_sizes
-    )
+/// Checks that `policy` fits its `config`: on a probe batch of two zero observations of
+/// `config.obs_dim()` floats it must give two distributions over `config.action_dim()`
+/// actions of the config's kind and two values. A custom policy whose layers disagree with its
+/// config gets an [`RlError::InvalidConfig`] naming the difference, not a shape panic later.
+pub fn check_policy<Bk: burn::tensor::backend::Backend, P: Policy<Bk>>(
+    policy: &P,
+    config: &P::Config,
+    device: &Bk::Device,
+) -> Result<()> {
+    let invalid =
+        |what: String| RlError::InvalidConfig(format!("the policy ({}) {what}", config.describe()));
+    if policy.obs_dim() != config.obs_dim() {
+        return Err(invalid(format!(
+            "takes observations of {} floats",
+            policy.obs_dim()
+        )));
+    }
+    let probe = Tensor::<Bk, 2>::zeros([2, config.obs_dim()], device);
+    let (dist, values) = policy.forward(probe);
+    check_outputs(&dist, &values, 2).map_err(|e| invalid(e.to_string()))?;
+    if dist.is_continuous() != config.continuous() || dist.width() != config.action_dim() {
+        return Err(invalid(format!(
+            "gives {} distributions over {} actions",
+            if dist.is_continuous() {
+                "Gaussian"
+            } else {
+                "categorical"
+            },
+            dist.width()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that a policy of `config` fits an env's spaces: a `Box` observation space of
+/// `config.obs_dim()` floats, and a `Discrete` action space of `config.action_dim()` actions or
+/// a `Box` one of that many dimensions, as the config's kind says.
+pub fn check_policy_fits_spaces(
+    config: &impl PolicyConfig,
+    observation_space: &cinder_env::Space,
+    action_space: &cinder_env::Space,
+) -> Result<()> {
+    use cinder_env::Space;
+    let obs_ok = matches!(observation_space, Space::Box(b) if b.size() == config.obs_dim());
+    let action_ok = match action_space {
+        Space::Discrete(d) => !config.continuous() && d.n == config.action_dim(),
+        Space::Box(b) => config.continuous() && b.size() == config.action_dim(),
+    };
+    if obs_ok && action_ok {
+        return Ok(());
+    }
+    Err(RlError::UnsupportedSpace(format!(
+        "a policy of {} does not fit the env's spaces ({observation_space} → {action_space})",
+        config.describe()
+    )))
 }

@@ -7,8 +7,10 @@
 //! - [`distributions`]: categorical and diagonal-Gaussian action distributions with
 //!   log-probabilities, entropies and the exact categorical KL, plus host-side sampling on the
 //!   seeded NumPy-compatible generator;
-//! - [`policy`]: the actor-critic MLP (`#[derive(Config)]` → `#[derive(Module)]`) with CleanRL's
-//!   orthogonal initialisation and SB3's `evaluate_actions`.
+//! - [`policy`]: the [`policy::Policy`] trait the learners train (bring your own
+//!   `#[derive(Module)]` network) and the built-in actor-critic MLP (`#[derive(Config)]` →
+//!   `#[derive(Module)]`) with CleanRL's orthogonal initialisation and SB3's `evaluate_actions`;
+//! - [`predict`]: a trained policy answering `predict(obs, deterministic)` for deployment;
 //! - [`losses`]: vanilla and clipped surrogates (with PPO diagnostics), the clipped value loss
 //!   and the k1/k2/k3 KL estimators.
 //! - [`gradients`]: global gradient-norm clipping (PyTorch `clip_grad_norm_`);
@@ -65,6 +67,7 @@ pub mod normalize;
 pub mod policy;
 pub mod policy_gradient;
 pub mod ppo;
+pub mod predict;
 pub mod reinforce;
 pub mod rollout;
 pub mod run;

@@ -5,6 +5,10 @@
 //! biases); hidden sizes, activation and initialisation are configurable
 //! ([`ActorCriticConfig`]), as SB3's `policy_kwargs` (`net_arch`, `activation_fn`,
 //! `ortho_init`, `log_std_init`).
+//!
+//! The learners do not depend on that network: they train any [`Policy`] (an actor and a
+//! critic behind one trait, built from a [`PolicyConfig`]), so a user's own
+//! `#[derive(Module)]` network takes its place.
 
 use crate::distributions::{
     Categorical, DiagGaussian, HALF_LN_2PI, sample_categorical, standard_normal,
@@ -12,12 +16,219 @@ use crate::distributions::{
 use crate::error::{Result, RlError};
 use crate::tensors::{read, tensor2};
 use burn::config::Config;
-use burn::module::{Initializer, Module, Param};
+use burn::module::{AutodiffModule, Initializer, Module, Param};
 use burn::nn::Linear;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use cinder_env::rng::NpRandom;
 use cinder_env::{Space, Value};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// What the learners need from a policy: an actor (the action distribution `π(·|s)`) and a
+/// critic (the value `V(s)`), for a batch of observations. The built-in [`ActorCritic`]
+/// implements it; so can a user's own `#[derive(Module)]` network (a shared trunk with two
+/// heads, a different activation, ...), which PPO ([`crate::ppo::Ppo::with_policy`]) and the
+/// policy-gradient family ([`crate::policy_gradient::PolicyGradient::with_policy`]) then train
+/// unchanged. (TRPO's natural-gradient step works on the built-in actor's flat parameter
+/// vector and takes [`ActorCritic`] only.)
+///
+/// A policy is built from its [`Policy::Config`], which checkpoints record, so that a run
+/// resumes and a trained policy loads ([`crate::checkpoint::load_custom_policy`],
+/// [`crate::predict::Predictor`]) with the same architecture. Burn's initialisers draw from
+/// the backend's process-wide generator: a network that should start the same on every run
+/// seeds it in [`Policy::init`] (`B::seed(device, seed)`, the seed kept in the config) and
+/// draws the parameters there (Burn draws them lazily, at first use: one forward pass does).
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::config::Config;
+/// use burn::module::Module;
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::{Tensor, activation::relu, backend::Backend};
+/// use cinder_rl::distributions::Categorical;
+/// use cinder_rl::policy::{Policy, PolicyConfig, PolicyDistribution};
+///
+/// /// A shared trunk and two heads, for `actions` discrete actions.
+/// #[derive(Config, Debug, PartialEq)]
+/// pub struct TwoHeadConfig {
+///     obs_dim: usize,
+///     actions: usize,
+///     #[config(default = 32)]
+///     hidden: usize,
+/// }
+///
+/// impl PolicyConfig for TwoHeadConfig {
+///     fn obs_dim(&self) -> usize { self.obs_dim }
+///     fn action_dim(&self) -> usize { self.actions }
+///     fn continuous(&self) -> bool { false }
+/// }
+///
+/// #[derive(Module, Debug)]
+/// pub struct TwoHead<B: Backend> {
+///     trunk: Linear<B>,
+///     logits: Linear<B>,
+///     value: Linear<B>,
+/// }
+///
+/// impl<B: Backend> Policy<B> for TwoHead<B> {
+///     type Config = TwoHeadConfig;
+///
+///     fn init(c: &TwoHeadConfig, device: &B::Device) -> cinder_rl::Result<Self> {
+///         Ok(Self {
+///             trunk: LinearConfig::new(c.obs_dim, c.hidden).init(device),
+///             logits: LinearConfig::new(c.hidden, c.actions).init(device),
+///             value: LinearConfig::new(c.hidden, 1).init(device),
+///         })
+///     }
+///
+///     fn obs_dim(&self) -> usize {
+///         self.trunk.weight.dims()[0]
+///     }
+///
+///     fn forward(&self, obs: Tensor<B, 2>) -> (PolicyDistribution<B>, Tensor<B, 1>) {
+///         let h = relu(self.trunk.forward(obs));
+///         let dist = Categorical::from_logits(self.logits.forward(h.clone()));
+///         (PolicyDistribution::Categorical(dist), self.value.forward(h).squeeze_dim(1))
+///     }
+/// }
+///
+/// let device = Default::default();
+/// let net = TwoHead::<NdArray>::init(&TwoHeadConfig::new(4, 2), &device)?;
+/// let (dist, values) = net.forward(Tensor::zeros([3, 4], &device));
+/// assert_eq!(values.dims(), [3]);
+/// assert_eq!(dist.width(), 2);
+/// # Ok::<(), cinder_rl::RlError>(())
+/// ```
+pub trait Policy<B: Backend>: Module<B> {
+    /// The architecture (sizes, initialisation): what a checkpoint records to build the
+    /// policy again.
+    type Config: PolicyConfig;
+
+    /// A fresh policy of `config` on `device`. Errors name what is wrong with the config.
+    fn init(config: &Self::Config, device: &B::Device) -> Result<Self>;
+
+    /// Floats per observation the policy takes.
+    fn obs_dim(&self) -> usize;
+
+    /// The action distribution and the values `[batch]` for `obs` `[batch, obs_dim]`.
+    fn forward(&self, obs: Tensor<B, 2>) -> (PolicyDistribution<B>, Tensor<B, 1>);
+
+    /// The action distribution alone (override when the critic can be skipped).
+    fn distribution(&self, obs: Tensor<B, 2>) -> PolicyDistribution<B> {
+        self.forward(obs).0
+    }
+
+    /// The values `V(s)` alone, `[batch]` (override when the actor can be skipped).
+    fn value(&self, obs: Tensor<B, 2>) -> Tensor<B, 1> {
+        self.forward(obs).1
+    }
+
+    /// Stable-Baselines3's `evaluate_actions`: `(log_probs, entropy, values)`, each `[batch]`,
+    /// for the actions taken in `obs`, after checking that observations, actions and the
+    /// policy's outputs fit together ([`RlError::InvalidInput`] otherwise).
+    fn evaluate_actions(
+        &self,
+        obs: Tensor<B, 2>,
+        actions: Actions<B>,
+    ) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>)> {
+        let batch = check_obs(&obs, self.obs_dim())?;
+        let (dist, values) = self.forward(obs);
+        check_outputs(&dist, &values, batch)?;
+        dist.check_actions(&actions)?;
+        let log_probs = dist.log_prob(actions)?;
+        Ok((log_probs, dist.entropy(), values))
+    }
+
+    /// gSDE's `σ = exp(log_std)`, `[features, action_dim]`, for a policy with state-dependent
+    /// exploration; `None` (the default) for the others, which then cannot train with
+    /// `use_sde`.
+    fn sde_std(&self) -> Option<Tensor<B, 2>> {
+        None
+    }
+
+    /// The action distribution and, for gSDE, the features `[batch, features]` its noise is
+    /// built from (`None` by default).
+    fn distribution_and_features(
+        &self,
+        obs: Tensor<B, 2>,
+    ) -> (PolicyDistribution<B>, Option<Tensor<B, 2>>) {
+        (self.distribution(obs), None)
+    }
+}
+
+/// A [`Policy`]'s architecture, as a checkpoint records it (JSON): with Burn's
+/// `#[derive(Config, Debug, PartialEq)]` a config struct has everything but these three sizes,
+/// which the learners check against the env's spaces.
+pub trait PolicyConfig:
+    Clone + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Floats per observation.
+    fn obs_dim(&self) -> usize;
+    /// Number of discrete actions, or the dimension of a continuous action.
+    fn action_dim(&self) -> usize;
+    /// Whether the actions are continuous (a Gaussian) rather than discrete (a categorical).
+    fn continuous(&self) -> bool;
+    /// A one-line description for error messages (default: the three sizes).
+    fn describe(&self) -> String {
+        format!(
+            "{} observations → {} {} actions",
+            self.obs_dim(),
+            self.action_dim(),
+            if self.continuous() {
+                "continuous"
+            } else {
+                "discrete"
+            }
+        )
+    }
+}
+
+/// A [`Policy`] the learners can train on an autodiff backend `B`: its inner module (what the
+/// rollout runs, without autodiff) is the same kind of policy with the same config. Every
+/// `#[derive(Module)]` struct generic over its backend that implements [`Policy`] for all
+/// backends is one.
+pub trait TrainPolicy<B: AutodiffBackend>:
+    Policy<B>
+    + AutodiffModule<B, InnerModule: Policy<B::InnerBackend, Config = <Self as Policy<B>>::Config>>
+{
+}
+
+impl<B: AutodiffBackend, P> TrainPolicy<B> for P
+where
+    P: Policy<B> + AutodiffModule<B>,
+    P::InnerModule: Policy<B::InnerBackend, Config = P::Config>,
+{
+}
+
+/// `Ok(batch)` when `obs` is `[batch, obs_dim]`.
+pub fn check_obs<B: Backend>(obs: &Tensor<B, 2>, obs_dim: usize) -> Result<usize> {
+    let [batch, width] = obs.dims();
+    if width != obs_dim {
+        return Err(RlError::InvalidInput(format!(
+            "observations of width {width}, the policy takes {obs_dim}"
+        )));
+    }
+    Ok(batch)
+}
+
+/// `Ok` when a policy's outputs for `batch` observations have `batch` rows: a custom policy
+/// whose forward pass returns other shapes gets an error naming them.
+pub fn check_outputs<B: Backend>(
+    dist: &PolicyDistribution<B>,
+    values: &Tensor<B, 1>,
+    batch: usize,
+) -> Result<()> {
+    if dist.rows() != batch || values.dims() != [batch] {
+        return Err(RlError::InvalidInput(format!(
+            "the policy gave {} action distributions and values of shape {:?} for {batch} \
+             observations (expected {batch} and [{batch}])",
+            dist.rows(),
+            values.dims()
+        )));
+    }
+    Ok(())
+}
 
 /// The nonlinearity between hidden layers (SB3's `activation_fn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -398,6 +609,89 @@ pub enum PolicyDistribution<B: Backend> {
 }
 
 impl<B: Backend> PolicyDistribution<B> {
+    /// The number of distributions (rows of the batch).
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Categorical(d) => d.log_probs.dims()[0],
+            Self::Gaussian(d) => d.mean.dims()[0],
+        }
+    }
+
+    /// The number of discrete actions, or the dimension of a continuous action.
+    pub fn width(&self) -> usize {
+        match self {
+            Self::Categorical(d) => d.log_probs.dims()[1],
+            Self::Gaussian(d) => d.mean.dims()[1],
+        }
+    }
+
+    /// Whether the actions are continuous.
+    pub fn is_continuous(&self) -> bool {
+        matches!(self, Self::Gaussian(_))
+    }
+
+    /// `Ok` when `actions` are of this distribution's kind and shape: `[rows]` indices for a
+    /// categorical, `[rows, width]` for a Gaussian ([`RlError::InvalidInput`] otherwise).
+    pub fn check_actions(&self, actions: &Actions<B>) -> Result<()> {
+        let (rows, width) = (self.rows(), self.width());
+        let fits = match (self, actions) {
+            (Self::Categorical(_), Actions::Discrete(a)) => a.dims() == [rows],
+            (Self::Gaussian(_), Actions::Continuous(a)) => a.dims() == [rows, width],
+            _ => false,
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(RlError::InvalidInput(if self.is_continuous() {
+            format!(
+                "actions do not fit {rows} observations of this continuous policy (expected [{rows}, {width}])"
+            )
+        } else {
+            format!(
+                "actions do not fit {rows} observations of this discrete policy (expected [{rows}] indices)"
+            )
+        }))
+    }
+
+    /// The most likely action of each row (one read from the device), continuous ones clipped
+    /// to `bounds` `(low, high)` when given (SB3's `predict(deterministic=True)`).
+    pub fn mode_actions(self, bounds: Option<(&[f32], &[f32])>) -> Result<Vec<Value>> {
+        match self {
+            Self::Categorical(c) => {
+                let modes: Vec<i64> =
+                    c.mode()
+                        .into_data()
+                        .convert::<i64>()
+                        .to_vec()
+                        .map_err(|e| {
+                            RlError::InvalidInput(format!("unreadable greedy action: {e:?}"))
+                        })?;
+                modes
+                    .into_iter()
+                    .map(|i| {
+                        usize::try_from(i).map(Value::Discrete).map_err(|_| {
+                            RlError::InvalidInput(format!("a negative greedy action index {i}"))
+                        })
+                    })
+                    .collect()
+            }
+            Self::Gaussian(g) => {
+                let width = g.mean.dims()[1];
+                let flat = read(g.mode());
+                Ok(flat
+                    .chunks(width.max(1))
+                    .map(|row| {
+                        let mut a = row.to_vec();
+                        if let Some((low, high)) = bounds {
+                            clip_to_bounds(&mut a, low, high);
+                        }
+                        Value::Continuous(a)
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// `log π(a|s)`, `[batch]`. Errors if the actions are of the other kind.
     pub fn log_prob(&self, actions: Actions<B>) -> Result<Tensor<B, 1>> {
         match (self, actions) {
@@ -675,6 +969,81 @@ impl<B: Backend> ActorCritic<B> {
     }
 }
 
+impl PolicyConfig for ActorCriticConfig {
+    fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    fn action_dim(&self) -> usize {
+        self.action_dim
+    }
+
+    fn continuous(&self) -> bool {
+        self.continuous
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} observations → {} {} actions, hidden layers {:?}",
+            self.obs_dim,
+            self.action_dim,
+            if self.continuous {
+                "continuous"
+            } else {
+                "discrete"
+            },
+            self.network.hidden_sizes
+        )
+    }
+}
+
+impl<B: Backend> Policy<B> for ActorCritic<B> {
+    type Config = ActorCriticConfig;
+
+    fn init(config: &ActorCriticConfig, device: &B::Device) -> Result<Self> {
+        config.init(device)
+    }
+
+    fn obs_dim(&self) -> usize {
+        ActorCritic::obs_dim(self)
+    }
+
+    fn forward(&self, obs: Tensor<B, 2>) -> (PolicyDistribution<B>, Tensor<B, 1>) {
+        (
+            ActorCritic::distribution(self, obs.clone()),
+            ActorCritic::value(self, obs),
+        )
+    }
+
+    fn distribution(&self, obs: Tensor<B, 2>) -> PolicyDistribution<B> {
+        ActorCritic::distribution(self, obs)
+    }
+
+    fn value(&self, obs: Tensor<B, 2>) -> Tensor<B, 1> {
+        ActorCritic::value(self, obs)
+    }
+
+    fn evaluate_actions(
+        &self,
+        obs: Tensor<B, 2>,
+        actions: Actions<B>,
+    ) -> Result<(Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>)> {
+        ActorCritic::evaluate_actions(self, obs, actions)
+    }
+
+    fn sde_std(&self) -> Option<Tensor<B, 2>> {
+        ActorCritic::sde_std(self)
+    }
+
+    fn distribution_and_features(
+        &self,
+        obs: Tensor<B, 2>,
+    ) -> (PolicyDistribution<B>, Option<Tensor<B, 2>>) {
+        let (dist, features) = ActorCritic::distribution_and_features(self, obs);
+        (dist, Some(features))
+    }
+}
+
 impl<B: Backend> PolicyDistribution<B> {
     /// The exact mean `KL(self ‖ other)` over the batch, `[1]` (TRPO's constraint). Errors if
     /// the two are of different kinds.
@@ -881,9 +1250,10 @@ impl<B: Backend> ActorCritic<B> {
 /// anyway, a policy whose input or output does not fit the env, and env errors.
 pub fn evaluate_greedy<
     Bk: Backend,
+    P: Policy<Bk>,
     E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value> + ?Sized,
 >(
-    model: &ActorCritic<Bk>,
+    model: &P,
     env: &mut E,
     episodes: usize,
     seed: u64,
@@ -896,9 +1266,10 @@ pub fn evaluate_greedy<
 /// through `normalize`'s frozen statistics before the policy sees it (returns stay the env's).
 pub fn evaluate_greedy_normalized<
     Bk: Backend,
+    P: Policy<Bk>,
     E: cinder_env::Env<Obs = Vec<f32>, Action = cinder_env::Value> + ?Sized,
 >(
-    model: &ActorCritic<Bk>,
+    model: &P,
     env: &mut E,
     episodes: usize,
     seed: u64,
@@ -937,27 +1308,11 @@ pub fn evaluate_greedy_normalized<
                 )));
             }
             steps += 1;
-            let action = match model.distribution(tensor2::<Bk>(obs.clone(), 1, obs_dim, device)) {
-                PolicyDistribution::Categorical(c) => {
-                    let mode: Vec<i64> =
-                        c.mode()
-                            .into_data()
-                            .convert::<i64>()
-                            .to_vec()
-                            .map_err(|e| {
-                                RlError::InvalidConfig(format!("unreadable greedy action: {e:?}"))
-                            })?;
-                    let index = mode.first().copied().unwrap_or(0);
-                    cinder_env::Value::Discrete(usize::try_from(index).unwrap_or(0))
-                }
-                PolicyDistribution::Gaussian(g) => {
-                    let mut a = read(g.mode());
-                    if let Some((low, high)) = &bounds {
-                        clip_to_bounds(&mut a, low, high);
-                    }
-                    cinder_env::Value::Continuous(a)
-                }
-            };
+            let dist = model.distribution(tensor2::<Bk>(obs.clone(), 1, obs_dim, device));
+            let action = dist
+                .mode_actions(bounds.as_ref().map(|(low, high)| (&low[..], &high[..])))?
+                .pop()
+                .ok_or_else(|| RlError::InvalidInput("the policy gave no action".into()))?;
             let step = env.step(&action)?;
             total += step.reward;
             obs = step.obs;

@@ -35,19 +35,20 @@ use crate::advantages::{
     GroupScale, MovingAverageBaseline, explained_variance, group_relative, group_statistics,
     normalize, returns_to_go,
 };
-use crate::checkpoint::{Checkpoint, load_model};
+use crate::checkpoint::{Checkpoint, checkpoint_policy_config, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::parameter_norm_tensor;
-use crate::learner::PolicyTrainer;
+use crate::learner::{PolicyTrainer, check_policy_fits_spaces};
 use crate::losses::{
     KlEstimator, LossAggregation, ReferenceKl, Surrogate, kl_estimate, value_loss,
 };
 use crate::policy::NetworkConfig;
-use crate::policy::{Actions, ActorCritic, ActorCriticConfig, PolicyDistribution};
+use crate::policy::{
+    Actions, ActorCritic, ActorCriticConfig, Policy, PolicyConfig, PolicyDistribution, TrainPolicy,
+};
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
-use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use cinder_env::rng::NpRandom;
@@ -355,8 +356,8 @@ impl EpisodeBatch {
 ///
 /// Errors: `seeds` and `envs` of different lengths, an env error, an env without a time limit
 /// that runs past `max_steps`.
-pub fn collect_episodes<Bk: Backend, E: Env<Obs = Vec<f32>, Action = Value>>(
-    policy: &ActorCritic<Bk>,
+pub fn collect_episodes<Bk: Backend, P: Policy<Bk>, E: Env<Obs = Vec<f32>, Action = Value>>(
+    policy: &P,
     envs: &mut [E],
     seeds: &[u64],
     max_steps: usize,
@@ -418,9 +419,15 @@ pub fn collect_episodes<Bk: Backend, E: Env<Obs = Vec<f32>, Action = Value>>(
             .iter()
             .flat_map(|&i| current[i].iter().copied())
             .collect();
-        let sampled = policy
-            .distribution(tensor2::<Bk>(batch, running.len(), d, device))
-            .sample(rng);
+        let dist = policy.distribution(tensor2::<Bk>(batch, running.len(), d, device));
+        if dist.rows() != running.len() {
+            return Err(RlError::InvalidInput(format!(
+                "the policy gave {} action distributions for {} observations",
+                dist.rows(),
+                running.len()
+            )));
+        }
+        let sampled = dist.sample(rng);
         timings.inference += clock.elapsed().as_secs_f64();
         let width = sampled.flat.len() / running.len();
         let clock = Instant::now();
@@ -513,8 +520,8 @@ pub struct PgLoss<B: Backend> {
 /// penalty towards the reference policy when `batch.reference` is given (coefficient
 /// `config.reference_kl`'s β, estimator or exact KL as configured), the entropy bonus, all
 /// aggregated with `batch.weights`, plus the critic's value loss when `batch.returns` is given.
-pub fn pg_loss<B: Backend>(
-    model: &ActorCritic<B>,
+pub fn pg_loss<B: Backend, P: Policy<B>>(
+    model: &P,
     batch: PgBatch<B>,
     config: &PolicyGradientConfig,
 ) -> Result<PgLoss<B>> {
@@ -527,7 +534,15 @@ pub fn pg_loss<B: Backend>(
         returns,
         reference,
     } = batch;
-    let rows = model.check_batch(&obs, &actions)?;
+    let rows = crate::policy::check_obs(&obs, model.obs_dim())?;
+    let dist = model.distribution(obs.clone());
+    if dist.rows() != rows {
+        return Err(RlError::InvalidInput(format!(
+            "the policy gave {} action distributions for {rows} observations",
+            dist.rows()
+        )));
+    }
+    dist.check_actions(&actions)?;
     for (name, t) in [
         ("old_log_probs", Some(&old_log_probs)),
         ("advantages", Some(&advantages)),
@@ -540,16 +555,15 @@ pub fn pg_loss<B: Backend>(
     }
     match &reference {
         Some(ReferenceOutputs::LogProbs(r)) => check_rows("reference log-probs", r, rows)?,
-        Some(ReferenceOutputs::Categorical(r)) if r.dims() != [rows, model.action_dim()] => {
+        Some(ReferenceOutputs::Categorical(r)) if r.dims() != [rows, dist.width()] => {
             return Err(RlError::InvalidInput(format!(
                 "the reference distributions are {:?}, the batch needs [{rows}, {}]",
                 r.dims(),
-                model.action_dim()
+                dist.width()
             )));
         }
         _ => {}
     }
-    let dist = model.distribution(obs.clone());
     let log_probs = dist.log_prob(actions)?;
     let entropy = dist.entropy();
     let surrogate = config
@@ -697,11 +711,11 @@ struct PgState {
 
 /// What a policy-gradient checkpoint's header holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PgCheckpointMeta {
+struct PgCheckpointMeta<C> {
     algorithm: String,
     method: String,
     config: PolicyGradientConfig,
-    policy: ActorCriticConfig,
+    policy: C,
     trainer: PgState,
 }
 
@@ -710,22 +724,137 @@ const ALGORITHM: &str = "policy_gradient";
 
 /// A policy-gradient learner (REINFORCE, GRPO and their relatives) on `episodes_per_batch`
 /// envs, one per episode of a batch. Implements [`Learner`], so [`crate::run::train`] drives it.
-pub struct PolicyGradient<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> {
+/// The policy is the built-in [`ActorCritic`] ([`PolicyGradient::new`], shaped by
+/// `config.network`) or any [`Policy`] `P` ([`PolicyGradient::with_policy`]).
+pub struct PolicyGradient<
+    B: AutodiffBackend,
+    E: Env<Obs = Vec<f32>, Action = Value>,
+    P: TrainPolicy<B> = ActorCritic<B>,
+> {
     config: PolicyGradientConfig,
     envs: Vec<E>,
     /// The policy and its optimiser.
-    trainer: PolicyTrainer<B>,
-    reference: Option<ActorCritic<B::InnerBackend>>,
+    trainer: PolicyTrainer<B, P>,
+    reference: Option<P::InnerModule>,
     state: PgState,
     max_steps: usize,
 }
 
 impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<B, E> {
     /// A new learner on `envs` (as many as `episodes_per_batch`, of one kind, each with a time
-    /// limit). Builds the policy from `config.seed`; all randomness comes from that seed.
+    /// limit) with the built-in actor-critic of `config.network`. Builds the policy from
+    /// `config.seed`; all randomness comes from that seed.
     pub fn new(config: PolicyGradientConfig, envs: Vec<E>, device: B::Device) -> Result<Self> {
         config.validate()?;
-        let trainer = PolicyTrainer::new(Self::policy_config_for(&config, &envs)?, device)?;
+        let (observation_space, action_space) = batch_spaces(&config, &envs)?;
+        let policy = config
+            .network
+            .actor_critic(&observation_space, &action_space, config.seed)?;
+        Self::build(config, envs, policy, device)
+    }
+
+    /// Continues the run saved in the checkpoint at `path` on `envs` (fresh envs of the same
+    /// kind and number). Policy, reference policy, Adam state, random generator, baseline and
+    /// counters continue where they were: on ndarray the metrics that follow equal those of a
+    /// run that was never interrupted.
+    ///
+    /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
+    /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
+    pub fn resume(path: impl AsRef<Path>, envs: Vec<E>, device: B::Device) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path)?;
+        checkpoint_policy_config::<ActorCriticConfig>(path, &checkpoint)?;
+        let meta: PgCheckpointMeta<ActorCriticConfig> = checkpoint_meta(path, &checkpoint)?;
+        meta.config.validate()?;
+        let (observation_space, action_space) = batch_spaces(&meta.config, &envs)?;
+        let expected = meta.config.network.actor_critic(
+            &observation_space,
+            &action_space,
+            meta.config.seed,
+        )?;
+        Self::restore(path, &checkpoint, meta, &expected, envs, device)
+    }
+}
+
+/// The spaces of a batch's envs: as many envs as `episodes_per_batch`, all of one task.
+fn batch_spaces<E: Env>(
+    config: &PolicyGradientConfig,
+    envs: &[E],
+) -> Result<(cinder_env::Space, cinder_env::Space)> {
+    let first = envs
+        .first()
+        .ok_or_else(|| RlError::InvalidConfig("no envs: give one per episode of a batch".into()))?;
+    if envs.len() != config.episodes_per_batch {
+        return Err(RlError::InvalidConfig(format!(
+            "{} envs for episodes_per_batch = {}: give one env per episode",
+            envs.len(),
+            config.episodes_per_batch
+        )));
+    }
+    let (observation_space, action_space) = (first.observation_space(), first.action_space());
+    if let Some(i) = envs.iter().position(|e| {
+        e.observation_space() != observation_space || e.action_space() != action_space
+    }) {
+        return Err(RlError::UnsupportedSpace(format!(
+            "env {i} has other spaces than env 0 ({} → {} vs {observation_space} → \
+             {action_space}): every env of a batch must be the same task",
+            envs[i].observation_space(),
+            envs[i].action_space()
+        )));
+    }
+    Ok((observation_space, action_space))
+}
+
+impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>, P: TrainPolicy<B>>
+    PolicyGradient<B, E, P>
+{
+    /// A new learner on `envs` that trains the custom policy `P` built from `policy` (see
+    /// [`Policy`]); `config.network` is not used. The policy's sizes must fit the envs' spaces
+    /// and its outputs its sizes ([`RlError::UnsupportedSpace`] / [`RlError::InvalidConfig`]).
+    pub fn with_policy(
+        config: PolicyGradientConfig,
+        envs: Vec<E>,
+        policy: P::Config,
+        device: B::Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let (observation_space, action_space) = batch_spaces(&config, &envs)?;
+        check_policy_fits_spaces(&policy, &observation_space, &action_space)?;
+        Self::build(config, envs, policy, device)
+    }
+
+    /// [`PolicyGradient::resume`] for a run of a custom policy `P` (started by
+    /// [`PolicyGradient::with_policy`]): its config is read back from the checkpoint and
+    /// checked against the envs' spaces.
+    pub fn resume_with_policy(
+        path: impl AsRef<Path>,
+        envs: Vec<E>,
+        device: B::Device,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path)?;
+        // The policy first: a checkpoint of another kind of policy gets an error that says so.
+        checkpoint_policy_config::<P::Config>(path, &checkpoint)?;
+        let meta: PgCheckpointMeta<P::Config> = checkpoint_meta(path, &checkpoint)?;
+        meta.config.validate()?;
+        let (observation_space, action_space) = batch_spaces(&meta.config, &envs)?;
+        check_policy_fits_spaces(&meta.policy, &observation_space, &action_space).map_err(|e| {
+            RlError::CheckpointMismatch {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        let expected = meta.policy.clone();
+        Self::restore(path, &checkpoint, meta, &expected, envs, device)
+    }
+
+    fn build(
+        config: PolicyGradientConfig,
+        envs: Vec<E>,
+        policy: P::Config,
+        device: B::Device,
+    ) -> Result<Self> {
+        let trainer = PolicyTrainer::<B, P>::new(policy, device)?;
         let reference = config
             .reference_kl
             .as_ref()
@@ -747,41 +876,37 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         Self::assemble(config, envs, trainer, reference, state)
     }
 
-    fn policy_config_for(config: &PolicyGradientConfig, envs: &[E]) -> Result<ActorCriticConfig> {
-        let first = envs.first().ok_or_else(|| {
-            RlError::InvalidConfig("no envs: give one per episode of a batch".into())
-        })?;
-        if envs.len() != config.episodes_per_batch {
-            return Err(RlError::InvalidConfig(format!(
-                "{} envs for episodes_per_batch = {}: give one env per episode",
-                envs.len(),
-                config.episodes_per_batch
-            )));
-        }
-        let (observation_space, action_space) = (first.observation_space(), first.action_space());
-        if let Some(i) = envs.iter().position(|e| {
-            e.observation_space() != observation_space || e.action_space() != action_space
-        }) {
-            return Err(RlError::UnsupportedSpace(format!(
-                "env {i} has other spaces than env 0 ({} → {} vs {observation_space} → \
-                 {action_space}): every env of a batch must be the same task",
-                envs[i].observation_space(),
-                envs[i].action_space()
-            )));
-        }
-        config
-            .network
-            .actor_critic(&observation_space, &action_space, config.seed)
+    fn restore(
+        path: &Path,
+        checkpoint: &Checkpoint,
+        meta: PgCheckpointMeta<P::Config>,
+        expected: &P::Config,
+        envs: Vec<E>,
+        device: B::Device,
+    ) -> Result<Self> {
+        let reference_device = device.clone();
+        let trainer = PolicyTrainer::restore(path, checkpoint, &meta.policy, expected, device)?;
+        let reference = match meta.config.reference_kl {
+            Some(_) => Some(load_model::<B::InnerBackend, P::InnerModule>(
+                path,
+                checkpoint,
+                "reference",
+                &meta.policy,
+                &reference_device,
+            )?),
+            None => None,
+        };
+        Self::assemble(meta.config, envs, trainer, reference, meta.trainer)
     }
 
     fn assemble(
         config: PolicyGradientConfig,
         envs: Vec<E>,
-        trainer: PolicyTrainer<B>,
-        reference: Option<ActorCritic<B::InnerBackend>>,
+        trainer: PolicyTrainer<B, P>,
+        reference: Option<P::InnerModule>,
         state: PgState,
     ) -> Result<Self> {
-        if trainer.policy_config().continuous
+        if trainer.policy_config().continuous()
             && config.reference_kl.as_ref().map(|k| k.kl) == Some(ReferenceKl::ExactCategorical)
         {
             return Err(RlError::UnsupportedSpace(
@@ -810,46 +935,18 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         })
     }
 
-    /// Continues the run saved in the checkpoint at `path` on `envs` (fresh envs of the same
-    /// kind and number). Policy, reference policy, Adam state, random generator, baseline and
-    /// counters continue where they were: on ndarray the metrics that follow equal those of a
-    /// run that was never interrupted.
-    ///
-    /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
-    /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
-    pub fn resume(path: impl AsRef<Path>, envs: Vec<E>, device: B::Device) -> Result<Self> {
-        let path = path.as_ref();
-        let checkpoint = Checkpoint::read(path)?;
-        let meta = checkpoint_meta(path, &checkpoint)?;
-        meta.config.validate()?;
-        let expected = Self::policy_config_for(&meta.config, &envs)?;
-        let reference_device = device.clone();
-        let trainer = PolicyTrainer::restore(path, &checkpoint, &meta.policy, &expected, device)?;
-        let reference = match meta.config.reference_kl {
-            Some(_) => Some(load_model::<B::InnerBackend>(
-                path,
-                &checkpoint,
-                "reference",
-                &meta.policy,
-                &reference_device,
-            )?),
-            None => None,
-        };
-        Self::assemble(meta.config, envs, trainer, reference, meta.trainer)
-    }
-
     /// The current policy.
-    pub fn model(&self) -> &ActorCritic<B> {
+    pub fn model(&self) -> &P {
         self.trainer.model()
     }
 
     /// The reference policy of the KL penalty, if there is one.
-    pub fn reference(&self) -> Option<&ActorCritic<B::InnerBackend>> {
+    pub fn reference(&self) -> Option<&P::InnerModule> {
         self.reference.as_ref()
     }
 
     /// The policy's configuration (its architecture).
-    pub fn policy_config(&self) -> &ActorCriticConfig {
+    pub fn policy_config(&self) -> &P::Config {
         self.trainer.policy_config()
     }
 
@@ -901,7 +998,7 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         let iteration = self.state.iteration + 1;
         let mut timings = Timings::default();
         let inner = self.trainer.device().clone();
-        let d = self.trainer.policy_config().obs_dim;
+        let d = self.trainer.policy_config().obs_dim();
 
         // --- Rollout: complete episodes on the inner (non-autodiff) backend.
         let seeds = self.draw_seeds();
@@ -920,8 +1017,8 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
         // --- The batch on the training device; the reference policy's outputs (constants).
         let dev = self.trainer.device().clone();
         let obs_inner = tensor2::<B::InnerBackend>(batch.obs.clone(), steps, d, &inner);
-        let actions = if self.trainer.policy_config().continuous {
-            let w = self.trainer.policy_config().action_dim;
+        let actions = if self.trainer.policy_config().continuous() {
+            let w = self.trainer.policy_config().action_dim();
             Actions::Continuous(tensor2::<B>(batch.actions.clone(), steps, w, &dev))
         } else {
             Actions::Discrete(indices1::<B>(&batch.actions, &dev))
@@ -1159,7 +1256,9 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> PolicyGradient<
     }
 }
 
-impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for PolicyGradient<B, E> {
+impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>, P: TrainPolicy<B>> Learner
+    for PolicyGradient<B, E, P>
+{
     type Report = PgMetrics;
 
     fn iterate(&mut self) -> Result<PgMetrics> {
@@ -1218,7 +1317,10 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>> Learner for Pol
     }
 }
 
-fn checkpoint_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PgCheckpointMeta> {
+fn checkpoint_meta<C: serde::de::DeserializeOwned>(
+    path: &Path,
+    checkpoint: &Checkpoint,
+) -> Result<PgCheckpointMeta<C>> {
     checkpoint.meta_for(
         path,
         ALGORITHM,
@@ -1230,5 +1332,7 @@ fn checkpoint_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PgCheckpointM
 /// [`PolicyGradient::resume`]).
 pub fn checkpoint_config(path: impl AsRef<Path>) -> Result<PolicyGradientConfig> {
     let path = path.as_ref();
-    Ok(checkpoint_meta(path, &Checkpoint::read(path)?)?.config)
+    let meta: PgCheckpointMeta<serde_json::Value> =
+        checkpoint_meta(path, &Checkpoint::read(path)?)?;
+    Ok(meta.config)
 }

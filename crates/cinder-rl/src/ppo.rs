@@ -16,21 +16,20 @@
 //! epochs × minibatches → metrics.
 
 use crate::advantages::{explained_variance, normalize};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, checkpoint_policy_config};
 use crate::error::{Result, RlError};
 use crate::gradients::parameter_norm_tensor;
-use crate::learner::PolicyTrainer;
+use crate::learner::{PolicyTrainer, check_policy_fits_spaces};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::normalize::VecNormalize;
 use crate::policy::NetworkConfig;
-use crate::policy::{Actions, ActorCritic, ActorCriticConfig};
+use crate::policy::{Actions, ActorCritic, ActorCriticConfig, Policy, PolicyConfig, TrainPolicy};
 use crate::rollout::{
     Rollout, RolloutEnvs, RolloutSettings, RolloutState, policy_config_for, require_same_step,
 };
 use crate::run::{Learner, Timings, UpdateCommon, UpdateReport};
 use crate::tensors::{UpdateChecks, check_rows, indices1, read, tensor1, tensor2};
 use burn::config::Config;
-use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use cinder_env::vector::VectorEnv;
@@ -368,8 +367,8 @@ pub struct PpoLoss<B: Backend> {
 /// PPO's loss on a minibatch, as CleanRL computes it: the clipped surrogate (or the plain ratio
 /// when `!clip_surrogate`), the value loss clipped by `clip_coef` when `clip_vloss`, the entropy
 /// bonus, and with a KL coefficient `β` the penalty `β · mean((ρ − 1) − log ρ)`.
-pub fn ppo_loss<B: Backend>(
-    model: &ActorCritic<B>,
+pub fn ppo_loss<B: Backend, P: Policy<B>>(
+    model: &P,
     minibatch: Minibatch<B>,
     config: &PpoConfig,
     kl_coef: Option<f32>,
@@ -382,7 +381,7 @@ pub fn ppo_loss<B: Backend>(
         old_values,
         returns,
     } = minibatch;
-    let batch = model.check_batch(&obs, &actions)?;
+    let batch = crate::policy::check_obs(&obs, model.obs_dim())?;
     for (name, t) in [
         ("old_log_probs", &old_log_probs),
         ("advantages", &advantages),
@@ -437,12 +436,12 @@ struct TrainerState {
 /// The checkpoint header's `algorithm` for PPO.
 const ALGORITHM: &str = "ppo";
 
-/// What a PPO checkpoint's header holds.
+/// What a PPO checkpoint's header holds (`C`: the policy's config).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PpoCheckpointMeta {
+struct PpoCheckpointMeta<C> {
     algorithm: String,
     config: PpoConfig,
-    policy: ActorCriticConfig,
+    policy: C,
     trainer: TrainerState,
     envs: Option<serde_json::Value>,
 }
@@ -450,13 +449,15 @@ struct PpoCheckpointMeta {
 /// PPO on a vector env: the policy, its optimiser and the rollout state.
 ///
 /// Works with any [`VectorEnv`] whose action type takes the policy's actions: `usize` or
-/// [`Value`](cinder_env::Value)(cinder_env::Value) for a `Discrete` action space, `Vec<f32>` or [`Value`](cinder_env::Value)(cinder_env::Value) for a `Box` one.
-pub struct Ppo<B: AutodiffBackend, V: VectorEnv> {
+/// [`Value`](cinder_env::Value) for a `Discrete` action space, `Vec<f32>` or
+/// [`Value`](cinder_env::Value) for a `Box` one. The policy is the built-in [`ActorCritic`]
+/// ([`Ppo::new`], shaped by `config.network`) or any [`Policy`] `P` ([`Ppo::with_policy`]).
+pub struct Ppo<B: AutodiffBackend, V: VectorEnv, P: TrainPolicy<B> = ActorCritic<B>> {
     config: PpoConfig,
     /// The vector env and the rollout.
     envs: RolloutEnvs<V>,
     /// The policy and its optimiser.
-    trainer: PolicyTrainer<B>,
+    trainer: PolicyTrainer<B, P>,
     state: TrainerState,
 }
 
@@ -477,10 +478,82 @@ fn rollout_settings(config: &PpoConfig) -> RolloutSettings {
 }
 
 impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
-    /// A new learner on `envs` (whose `num_envs` must match the config). Builds the policy and
-    /// resets the envs with `config.seed`; all randomness comes from that seed.
+    /// A new learner on `envs` (whose `num_envs` must match the config) with the built-in
+    /// actor-critic of `config.network`. Builds the policy and resets the envs with
+    /// `config.seed`; all randomness comes from that seed.
     pub fn new(config: PpoConfig, envs: V, device: B::Device) -> Result<Self> {
         config.validate()?;
+        let policy = policy_config_for(&config.network, config.use_sde, config.seed, &envs)?;
+        Self::build(config, envs, policy, device)
+    }
+
+    /// Continues the run saved in the checkpoint at `path` (written by
+    /// [`Learner::save_checkpoint`]) on `envs`, a fresh vector env of the same kind and size as
+    /// the checkpointed one. Policy, Adam state, random generators, env states, counters and
+    /// the learning-rate schedule continue where they were: on ndarray the metrics that follow
+    /// equal those of a run that was never interrupted.
+    ///
+    /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
+    /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
+    pub fn resume(path: impl AsRef<Path>, envs: V, device: B::Device) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path)?;
+        checkpoint_policy_config::<ActorCriticConfig>(path, &checkpoint)?;
+        let meta: PpoCheckpointMeta<ActorCriticConfig> = ppo_meta(path, &checkpoint)?;
+        meta.config.validate()?;
+        let expected = policy_config_for(
+            &meta.config.network,
+            meta.config.use_sde,
+            meta.config.seed,
+            &envs,
+        )?;
+        Self::restore(path, &checkpoint, meta, &expected, envs, device)
+    }
+}
+
+impl<B: AutodiffBackend, V: VectorEnv, P: TrainPolicy<B>> Ppo<B, V, P> {
+    /// A new learner on `envs` that trains the custom policy `P` built from `policy` (see
+    /// [`Policy`]); `config.network` is not used. The policy's sizes must fit the envs' spaces
+    /// and its outputs its sizes ([`RlError::UnsupportedSpace`] / [`RlError::InvalidConfig`]);
+    /// `config.use_sde` needs a policy with gSDE features ([`Policy::sde_std`]).
+    pub fn with_policy(
+        config: PpoConfig,
+        envs: V,
+        policy: P::Config,
+        device: B::Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_policy_fits_spaces(
+            &policy,
+            envs.single_observation_space(),
+            envs.single_action_space(),
+        )?;
+        Self::build(config, envs, policy, device)
+    }
+
+    /// [`Ppo::resume`] for a run of a custom policy `P` (started by [`Ppo::with_policy`]): its
+    /// config is read back from the checkpoint and checked against `envs`' spaces.
+    pub fn resume_with_policy(path: impl AsRef<Path>, envs: V, device: B::Device) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path)?;
+        // The policy first: a checkpoint of another kind of policy gets an error that says so.
+        checkpoint_policy_config::<P::Config>(path, &checkpoint)?;
+        let meta: PpoCheckpointMeta<P::Config> = ppo_meta(path, &checkpoint)?;
+        meta.config.validate()?;
+        check_policy_fits_spaces(
+            &meta.policy,
+            envs.single_observation_space(),
+            envs.single_action_space(),
+        )
+        .map_err(|e| RlError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let expected = meta.policy.clone();
+        Self::restore(path, &checkpoint, meta, &expected, envs, device)
+    }
+
+    fn build(config: PpoConfig, envs: V, policy: P::Config, device: B::Device) -> Result<Self> {
         require_same_step("PPO", &envs)?;
         if envs.num_envs() != config.num_envs {
             return Err(RlError::InvalidConfig(format!(
@@ -489,8 +562,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
                 config.num_envs
             )));
         }
-        let policy = policy_config_for(&config.network, config.use_sde, config.seed, &envs)?;
-        let trainer = PolicyTrainer::new(policy, device)?;
+        let trainer = PolicyTrainer::<B, P>::new(policy, device)?;
+        require_sde_features(&config, trainer.model())?;
         let mut envs = RolloutEnvs::new(envs, trainer.policy_config(), rollout_settings(&config))?;
         let state = TrainerState {
             iteration: 0,
@@ -507,20 +580,15 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         })
     }
 
-    /// Continues the run saved in the checkpoint at `path` (written by
-    /// [`Learner::save_checkpoint`]) on `envs`, a fresh vector env of the same kind and size as
-    /// the checkpointed one. Policy, Adam state, random generators, env states, counters and
-    /// the learning-rate schedule continue where they were: on ndarray the metrics that follow
-    /// equal those of a run that was never interrupted.
-    ///
-    /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
-    /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
-    pub fn resume(path: impl AsRef<Path>, envs: V, device: B::Device) -> Result<Self> {
+    fn restore(
+        path: &Path,
+        checkpoint: &Checkpoint,
+        meta: PpoCheckpointMeta<P::Config>,
+        expected: &P::Config,
+        envs: V,
+        device: B::Device,
+    ) -> Result<Self> {
         require_same_step("PPO", &envs)?;
-        let path = path.as_ref();
-        let checkpoint = Checkpoint::read(path)?;
-        let meta = ppo_meta(path, &checkpoint)?;
-        meta.config.validate()?;
         if envs.num_envs() != meta.config.num_envs {
             return Err(RlError::CheckpointMismatch {
                 path: path.to_path_buf(),
@@ -532,8 +600,8 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
             });
         }
         let config = meta.config;
-        let expected = policy_config_for(&config.network, config.use_sde, config.seed, &envs)?;
-        let trainer = PolicyTrainer::restore(path, &checkpoint, &meta.policy, &expected, device)?;
+        let trainer = PolicyTrainer::restore(path, checkpoint, &meta.policy, expected, device)?;
+        require_sde_features(&config, trainer.model())?;
         let mut envs = RolloutEnvs::new(envs, trainer.policy_config(), rollout_settings(&config))?;
         envs.restore(path, meta.envs.as_ref(), &meta.trainer.rollout)?;
         Ok(Self {
@@ -545,12 +613,12 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     }
 
     /// The current policy.
-    pub fn model(&self) -> &ActorCritic<B> {
+    pub fn model(&self) -> &P {
         self.trainer.model()
     }
 
     /// The policy's configuration (its architecture).
-    pub fn policy_config(&self) -> &ActorCriticConfig {
+    pub fn policy_config(&self) -> &P::Config {
         self.trainer.policy_config()
     }
 
@@ -656,7 +724,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
         let mut epoch_minibatches = 0usize;
         let mut num_minibatches_run = 0usize;
         let dev = self.trainer.device().clone();
-        let continuous = self.trainer.policy_config().continuous;
+        let continuous = self.trainer.policy_config().continuous();
         let add = |sum: Option<Tensor<B::InnerBackend, 1>>, x: Tensor<B::InnerBackend, 1>| {
             Some(match sum {
                 Some(sum) => sum + x,
@@ -783,7 +851,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     }
 }
 
-impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
+impl<B: AutodiffBackend, V: VectorEnv, P: TrainPolicy<B>> Learner for Ppo<B, V, P> {
     type Report = UpdateMetrics;
 
     fn iterate(&mut self) -> Result<UpdateMetrics> {
@@ -840,12 +908,29 @@ impl<B: AutodiffBackend, V: VectorEnv> Learner for Ppo<B, V> {
     }
 }
 
-fn ppo_meta(path: &Path, checkpoint: &Checkpoint) -> Result<PpoCheckpointMeta> {
+fn ppo_meta<C: serde::de::DeserializeOwned>(
+    path: &Path,
+    checkpoint: &Checkpoint,
+) -> Result<PpoCheckpointMeta<C>> {
     checkpoint.meta_for(path, ALGORITHM, "PPO")
+}
+
+/// `use_sde` needs a policy that gives gSDE's features and noise scales.
+fn require_sde_features<B: Backend, P: Policy<B>>(config: &PpoConfig, policy: &P) -> Result<()> {
+    if config.use_sde && policy.sde_std().is_none() {
+        return Err(RlError::InvalidConfig(
+            "use_sde needs a policy with gSDE features (Policy::sde_std): the built-in \
+             actor-critic has them for continuous actions; this policy does not"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The configuration stored in a PPO checkpoint (to rebuild its envs before [`Ppo::resume`]).
 pub fn checkpoint_config(path: impl AsRef<Path>) -> Result<PpoConfig> {
     let path = path.as_ref();
-    Ok(ppo_meta(path, &Checkpoint::read(path)?)?.config)
+    let checkpoint = Checkpoint::read(path)?;
+    let meta: PpoCheckpointMeta<serde_json::Value> = ppo_meta(path, &checkpoint)?;
+    Ok(meta.config)
 }

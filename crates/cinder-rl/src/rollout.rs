@@ -12,7 +12,9 @@
 use crate::advantages::{bootstrap_values, gae};
 use crate::error::{Result, RlError};
 use crate::normalize::VecNormalize;
-use crate::policy::{ActorCritic, ActorCriticConfig, NetworkConfig, PolicyDistribution, sde_noise};
+use crate::policy::{
+    ActorCriticConfig, NetworkConfig, Policy, PolicyConfig, PolicyDistribution, sde_noise,
+};
 use crate::run::Timings;
 use crate::tensors::{read, tensor2};
 use burn::tensor::Tensor;
@@ -209,14 +211,14 @@ fn check_vec_step(step: &VecStep<'_>, n: usize, d: usize) -> Result<()> {
 impl<V: VectorEnv> RolloutEnvs<V> {
     /// Wraps `envs` for a policy of `policy` (checking that the env's action type takes the
     /// policy's actions).
-    pub fn new(envs: V, policy: &ActorCriticConfig, settings: RolloutSettings) -> Result<Self> {
+    pub fn new(envs: V, policy: &impl PolicyConfig, settings: RolloutSettings) -> Result<Self> {
         let obs_dim = envs.obs_dim();
-        let action_width = if policy.continuous {
-            policy.action_dim
+        let action_width = if policy.continuous() {
+            policy.action_dim()
         } else {
             1
         };
-        let probe = if policy.continuous {
+        let probe = if policy.continuous() {
             Value::Continuous(vec![0.0; action_width])
         } else {
             Value::Discrete(0)
@@ -229,7 +231,7 @@ impl<V: VectorEnv> RolloutEnvs<V> {
             )));
         }
         let action_bounds = match envs.single_action_space() {
-            cinder_env::Space::Box(b) if settings.clip_actions && policy.continuous => {
+            cinder_env::Space::Box(b) if settings.clip_actions && policy.continuous() => {
                 Some((b.low.clone(), b.high.clone()))
             }
             _ => None,
@@ -328,9 +330,9 @@ impl<V: VectorEnv> RolloutEnvs<V> {
 
     /// Runs `num_steps` steps in every env under `policy` (on a backend without autodiff),
     /// updating `state`; inference and env times go into `timings`.
-    pub fn collect<Bk: Backend>(
+    pub fn collect<Bk: Backend, P: Policy<Bk>>(
         &mut self,
-        policy: &ActorCritic<Bk>,
+        policy: &P,
         state: &mut RolloutState,
         timings: &mut Timings,
         device: &Bk::Device,
@@ -366,9 +368,18 @@ impl<V: VectorEnv> RolloutEnvs<V> {
                     state.sde_noise = sde_noise(&read(std), n, &mut state.rng);
                 }
             }
-            let (dist, features) = policy.distribution_and_features(obs_t.clone());
+            // gSDE builds its noise from the actor's features; otherwise actor and critic run in
+            // one call (a policy with a shared trunk computes it once).
+            let (dist, features, values) = if self.settings.use_sde {
+                let (dist, features) = policy.distribution_and_features(obs_t.clone());
+                (dist, features, policy.value(obs_t))
+            } else {
+                let (dist, values) = policy.forward(obs_t);
+                (dist, None, values)
+            };
             let (env_actions, flat, step_log_probs) = self.sample(dist, features, state)?;
-            let v = read(policy.value(obs_t));
+            let v = read(values);
+            check_len("values", v.len(), n)?;
             r.actions[t * n * w..(t + 1) * n * w].copy_from_slice(&flat);
             r.log_probs[t * n..(t + 1) * n].copy_from_slice(&step_log_probs);
             r.values[t * n..(t + 1) * n].copy_from_slice(&v);
@@ -434,10 +445,24 @@ impl<V: VectorEnv> RolloutEnvs<V> {
     fn sample<Bk: Backend>(
         &self,
         dist: PolicyDistribution<Bk>,
-        features: Tensor<Bk, 2>,
+        features: Option<Tensor<Bk, 2>>,
         state: &mut RolloutState,
     ) -> Result<SampledActions<V::Action>> {
+        if dist.rows() != self.envs.num_envs() || dist.width() != self.stored_width(&dist) {
+            return Err(RlError::InvalidInput(format!(
+                "the policy gave {} distributions over {} actions for {} observations; the \
+                 envs need {} over {}",
+                dist.rows(),
+                dist.width(),
+                self.envs.num_envs(),
+                self.envs.num_envs(),
+                self.stored_width(&dist)
+            )));
+        }
         let sampled = if self.settings.use_sde {
+            let features = features.ok_or_else(|| {
+                RlError::InvalidConfig("use_sde needs a policy that gives gSDE features".into())
+            })?;
             dist.sample_sde(features, &state.sde_noise)?
         } else {
             dist.sample(&mut state.rng)
@@ -464,6 +489,16 @@ impl<V: VectorEnv> RolloutEnvs<V> {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((env_actions, sampled.flat, sampled.log_probs))
+    }
+
+    /// The action width a distribution must have: the action dimension (continuous) or, for a
+    /// categorical, its own number of actions (checked against the env when built).
+    fn stored_width(&self, dist: &PolicyDistribution<impl Backend>) -> usize {
+        if dist.is_continuous() {
+            self.action_width
+        } else {
+            dist.width()
+        }
     }
 
     /// The vector env's state, for a checkpoint (`None` when the env cannot save it).
