@@ -138,18 +138,68 @@ struct MethodsArgs {
     /// Env steps per run.
     #[arg(long, default_value_t = 500_000)]
     total_steps: u64,
-    /// Directory for `methods.json` and `methods.md`.
+    /// Directory for `methods.json`, `methods.md` and the learning curves `methods_curves.svg`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Keep the runs' directories (metrics, TensorBoard files, checkpoints) here; by default
+    /// they go to a temporary directory, removed once the curves are drawn.
+    #[arg(long)]
+    runs: Option<PathBuf>,
+}
+
+/// Where a benchmark's runs keep their directories: `keep`, or a fresh temporary directory
+/// (removed by [`RunsDir::finish`]).
+struct RunsDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl RunsDir {
+    fn new(keep: Option<PathBuf>, stem: &str) -> Result<Self> {
+        let (path, temporary) = match keep {
+            Some(path) => (path, false),
+            None => (
+                std::env::temp_dir().join(format!("cinder-bench-{stem}-{}", std::process::id())),
+                true,
+            ),
+        };
+        if temporary && path.exists() {
+            std::fs::remove_dir_all(&path)?;
+        }
+        std::fs::create_dir_all(&path)?;
+        Ok(Self { path, temporary })
+    }
+
+    /// The directory of one run (which must not hold a run yet).
+    fn run(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Draws the runs' learning curves into `svg` (when given), then removes a temporary
+    /// directory.
+    fn finish(self, dirs: &[PathBuf], svg: Option<PathBuf>, title: &str) -> Result<()> {
+        if let Some(svg) = svg {
+            cinder::plot::env_curves(dirs, &svg, title)?;
+            eprintln!("wrote {}", svg.display());
+        }
+        if self.temporary {
+            std::fs::remove_dir_all(&self.path)?;
+        }
+        Ok(())
+    }
 }
 
 fn run_methods(args: MethodsArgs) -> Result<()> {
     use cinder_bench::methods::{Method, markdown_table, run_method};
+    let runs_dir = RunsDir::new(args.runs.clone(), "methods")?;
+    let mut dirs = Vec::new();
     let mut runs = Vec::new();
     for &seed in &args.seeds {
         for method in Method::ALL {
             eprintln!("seed {seed}: {} ...", method.name());
-            let run = run_method(method, seed, args.total_steps)?;
+            let dir = runs_dir.run(&format!("{}-s{seed}", method.name().to_lowercase()));
+            let run = run_method(method, seed, args.total_steps, Some(dir.clone()))?;
+            dirs.push(dir);
             eprintln!(
                 "  {:.1} s, solved at {:?}, greedy eval {:.1}",
                 run.wall_s, run.solved_step, run.eval_mean
@@ -186,7 +236,11 @@ fn run_methods(args: MethodsArgs) -> Result<()> {
         std::fs::write(out.join("methods.md"), &table)?;
         eprintln!("wrote {}/methods.json and methods.md", out.display());
     }
-    Ok(())
+    runs_dir.finish(
+        &dirs,
+        args.out.as_ref().map(|out| out.join("methods_curves.svg")),
+        "CartPole-v1: PPO, REINFORCE, GRPO, TRPO (defaults; mean and min-max over seeds)",
+    )
 }
 
 #[derive(Parser)]
@@ -438,6 +492,10 @@ struct SuiteArgs {
     /// The output files' name (e.g. `suite_trpo` to keep one algorithm's table apart).
     #[arg(long, default_value = "suite")]
     stem: String,
+    /// Keep the runs' directories (metrics, TensorBoard files, checkpoints) here; by default
+    /// they go to a temporary directory, removed once the curves (`<stem>_curves.svg`) are drawn.
+    #[arg(long)]
+    runs: Option<PathBuf>,
 }
 
 fn run_suite(args: SuiteArgs) -> Result<()> {
@@ -448,12 +506,23 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
         .iter()
         .map(|a| a.parse::<Algorithm>())
         .collect::<Result<Vec<_>, _>>()?;
+    let runs_dir = RunsDir::new(args.runs.clone(), &args.stem)?;
+    let mut dirs = Vec::new();
     let mut runs = Vec::new();
     for &algorithm in &algorithms {
         for env in &args.envs {
             for &seed in &args.seeds {
                 eprint!("{algorithm} {env} seed {seed} ... ");
-                let run = run_one(algorithm, env, seed, args.total_steps, args.eval_episodes)?;
+                let dir = runs_dir.run(&format!("{algorithm}-{env}-s{seed}"));
+                let run = run_one(
+                    algorithm,
+                    env,
+                    seed,
+                    args.total_steps,
+                    args.eval_episodes,
+                    Some(dir.clone()),
+                )?;
+                dirs.push(dir);
                 eprintln!(
                     "{:.1} ± {:.1} ({} steps, {:.1} s)",
                     run.eval_mean, run.eval_std, run.steps, run.train_s
@@ -488,7 +557,22 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
         std::fs::write(out.join(format!("{stem}.md")), &table)?;
         eprintln!("wrote {}/{stem}.json and {stem}.md", out.display());
     }
-    Ok(())
+    let title = format!(
+        "Classic control, RL Zoo presets: {} (mean and min-max over seeds {})",
+        args.algos.join(", "),
+        args.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    runs_dir.finish(
+        &dirs,
+        args.out
+            .as_ref()
+            .map(|out| out.join(format!("{}_curves.svg", args.stem))),
+        &title,
+    )
 }
 
 fn main() -> Result<()> {

@@ -94,9 +94,15 @@ pub struct MethodRun {
     pub eval_mean: f64,
 }
 
-/// Trains `method` with `seed` for `total_steps` on ndarray, through Cinder's runner (no run
-/// directory), each with its defaults (PPO: CleanRL's).
-pub fn run_method(method: Method, seed: u64, total_steps: u64) -> Result<MethodRun> {
+/// Trains `method` with `seed` for `total_steps` on ndarray, through Cinder's runner, each with
+/// its defaults (PPO: CleanRL's). With `run_dir`, the run keeps its run directory there
+/// (metrics for the learning curves); without, none.
+pub fn run_method(
+    method: Method,
+    seed: u64,
+    total_steps: u64,
+    run_dir: Option<std::path::PathBuf>,
+) -> Result<MethodRun> {
     let (algorithm, config) = match method {
         Method::Ppo => (
             Algorithm::Ppo,
@@ -138,7 +144,7 @@ pub fn run_method(method: Method, seed: u64, total_steps: u64) -> Result<MethodR
         config,
         preset_source: None,
         backend: BackendKind::NdArray,
-        out: None,
+        out: run_dir,
         options: RunOptions {
             eval_episodes: 20,
             checkpoint_every: 0,

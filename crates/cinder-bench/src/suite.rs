@@ -80,14 +80,16 @@ pub struct SuiteRun {
     pub eval_episodes: usize,
 }
 
-/// Trains `algorithm` on `env` with `seed` (preset, ndarray, no run directory) for the preset's
-/// budget (or `total_steps`) and evaluates it over `eval_episodes`.
+/// Trains `algorithm` on `env` with `seed` (preset, ndarray) for the preset's budget (or
+/// `total_steps`) and evaluates it over `eval_episodes`. With `run_dir`, the run keeps its run
+/// directory there (metrics for the learning curves); without, none.
 pub fn run_one(
     algorithm: Algorithm,
     env: &str,
     seed: u64,
     total_steps: Option<u64>,
     eval_episodes: usize,
+    run_dir: Option<std::path::PathBuf>,
 ) -> Result<SuiteRun> {
     let mut sets = vec![format!("seed={seed}")];
     if let Some(steps) = total_steps {
@@ -102,7 +104,7 @@ pub fn run_one(
         config: resolved.config,
         preset_source: resolved.preset_source,
         backend: BackendKind::NdArray,
-        out: None,
+        out: run_dir,
         options: RunOptions {
             eval_episodes,
             checkpoint_every: 0,

@@ -65,13 +65,13 @@ fn table_has_a_row_per_result() {
 fn tiny_runs_of_each_method_give_finite_figures_and_a_table() {
     let runs: Vec<MethodRun> = Method::ALL
         .iter()
-        .map(|&m| run_method(m, 1, 2048).unwrap())
+        .map(|&m| run_method(m, 1, 2048, None).unwrap())
         .collect();
     for r in &runs {
         assert!(r.steps >= 2048, "{r:?}");
         assert!(r.wall_s.is_finite() && r.eval_mean.is_finite(), "{r:?}");
         // The harness is reproducible: the same seed gives the same run (timings aside).
-        let again = run_method(r.method, 1, 2048).unwrap();
+        let again = run_method(r.method, 1, 2048, None).unwrap();
         assert_eq!(
             (again.steps, again.updates, again.eval_mean),
             (r.steps, r.updates, r.eval_mean),
@@ -102,17 +102,50 @@ fn a_tiny_run_gives_finite_figures_and_a_table() {
 #[test]
 fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
     use cinder::presets::Algorithm;
+    let runs_dir =
+        std::env::temp_dir().join(format!("cinder-bench-suite-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&runs_dir);
     let mut runs = Vec::new();
+    let mut dirs = Vec::new();
     for algorithm in Algorithm::ALL {
         for seed in [1, 2] {
-            let run = run_one(algorithm, "CartPole-v1", seed, Some(1024), 2).unwrap();
+            let dir = runs_dir.join(format!("{algorithm}-s{seed}"));
+            let run = run_one(
+                algorithm,
+                "CartPole-v1",
+                seed,
+                Some(1024),
+                2,
+                Some(dir.clone()),
+            )
+            .unwrap();
+            dirs.push(dir);
             assert!(run.preset, "CartPole-v1 has a {algorithm} preset");
             assert!(run.steps >= 256 && run.eval_mean.is_finite(), "{run:?}");
             assert_eq!(run.eval_episodes, 2);
             runs.push(run);
         }
     }
-    let mountain_car = run_one(Algorithm::Reinforce, "MountainCar-v0", 1, Some(400), 1).unwrap();
+    // The runs kept their directories: their learning curves draw, one line per algorithm.
+    let svg = runs_dir.join("curves.svg");
+    cinder::plot::env_curves(&dirs, &svg, "tiny suite").unwrap();
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    for algorithm in Algorithm::ALL {
+        assert!(
+            drawn.contains(algorithm.name()),
+            "{algorithm} missing from the curves"
+        );
+    }
+    std::fs::remove_dir_all(&runs_dir).unwrap();
+    let mountain_car = run_one(
+        Algorithm::Reinforce,
+        "MountainCar-v0",
+        1,
+        Some(400),
+        1,
+        None,
+    )
+    .unwrap();
     assert!(
         !mountain_car.preset,
         "REINFORCE has no MountainCar-v0 preset: its defaults apply"

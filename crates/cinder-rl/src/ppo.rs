@@ -496,6 +496,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Ppo<B, V> {
     /// Errors: an unreadable or corrupt file ([`RlError::Checkpoint`]), a checkpoint of another
     /// algorithm or of a policy that does not fit `envs` ([`RlError::CheckpointMismatch`]).
     pub fn resume(path: impl AsRef<Path>, envs: V, device: B::Device) -> Result<Self> {
+        require_same_step("PPO", &envs)?;
         let path = path.as_ref();
         let checkpoint = Checkpoint::read(path)?;
         checkpoint_policy_config::<ActorCriticConfig>(path, &checkpoint)?;
@@ -534,6 +535,7 @@ impl<B: AutodiffBackend, V: VectorEnv, P: TrainPolicy<B>> Ppo<B, V, P> {
     /// [`Ppo::resume`] for a run of a custom policy `P` (started by [`Ppo::with_policy`]): its
     /// config is read back from the checkpoint and checked against `envs`' spaces.
     pub fn resume_with_policy(path: impl AsRef<Path>, envs: V, device: B::Device) -> Result<Self> {
+        require_same_step("PPO", &envs)?;
         let path = path.as_ref();
         let checkpoint = Checkpoint::read(path)?;
         // The policy first: a checkpoint of another kind of policy gets an error that says so.
