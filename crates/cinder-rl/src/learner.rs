@@ -203,17 +203,32 @@ pub fn check_policy_fits_spaces(
     observation_space: &cinder_env::Space,
     action_space: &cinder_env::Space,
 ) -> Result<()> {
-    use cinder_env::Space;
-    let obs_ok = matches!(observation_space, Space::Box(b) if b.size() == config.obs_dim());
-    let action_ok = match action_space {
-        Space::Discrete(d) => !config.continuous() && d.n == config.action_dim(),
-        Space::Box(b) => config.continuous() && b.size() == config.action_dim(),
-    };
-    if obs_ok && action_ok {
+    let obs_ok =
+        matches!(observation_space, cinder_env::Space::Box(b) if b.size() == config.obs_dim());
+    if obs_ok && check_action_space(config, action_space).is_ok() {
         return Ok(());
     }
     Err(RlError::UnsupportedSpace(format!(
         "a policy of {} does not fit the env's spaces ({observation_space} → {action_space})",
+        config.describe()
+    )))
+}
+
+/// Checks that a policy of `config` can act in `action_space`: a `Discrete` space of
+/// `config.action_dim()` actions or a `Box` of that many dimensions, as the config's kind says.
+pub fn check_action_space(
+    config: &impl PolicyConfig,
+    action_space: &cinder_env::Space,
+) -> Result<()> {
+    let fits = match action_space {
+        cinder_env::Space::Discrete(d) => !config.continuous() && d.n == config.action_dim(),
+        cinder_env::Space::Box(b) => config.continuous() && b.size() == config.action_dim(),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(RlError::UnsupportedSpace(format!(
+        "a policy of {} cannot act in the action space {action_space}",
         config.describe()
     )))
 }

@@ -88,16 +88,7 @@ impl<B: Backend, P: Policy<B>> Predictor<B, P> {
     /// continuous actions to its bounds (SB3's `predict`); errors when the space does not fit
     /// the policy.
     pub fn with_action_space(mut self, action_space: &Space) -> Result<Self> {
-        let fits = match action_space {
-            Space::Discrete(d) => !self.config.continuous() && d.n == self.config.action_dim(),
-            Space::Box(b) => self.config.continuous() && b.size() == self.config.action_dim(),
-        };
-        if !fits {
-            return Err(RlError::UnsupportedSpace(format!(
-                "a policy of {} cannot act in the action space {action_space}",
-                self.config.describe()
-            )));
-        }
+        crate::learner::check_action_space(&self.config, action_space)?;
         self.bounds = match action_space {
             Space::Box(b) => Some((b.low.clone(), b.high.clone())),
             Space::Discrete(_) => None,

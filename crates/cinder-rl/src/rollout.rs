@@ -448,15 +448,13 @@ impl<V: VectorEnv> RolloutEnvs<V> {
         features: Option<Tensor<Bk, 2>>,
         state: &mut RolloutState,
     ) -> Result<SampledActions<V::Action>> {
-        if dist.rows() != self.envs.num_envs() || dist.width() != self.stored_width(&dist) {
+        // Widths were checked against the env when the learner was built (check_policy);
+        // the number of rows depends on the batch, so it is checked here.
+        if dist.rows() != self.envs.num_envs() {
             return Err(RlError::InvalidInput(format!(
-                "the policy gave {} distributions over {} actions for {} observations; the \
-                 envs need {} over {}",
+                "the policy gave {} action distributions for {} observations",
                 dist.rows(),
-                dist.width(),
-                self.envs.num_envs(),
-                self.envs.num_envs(),
-                self.stored_width(&dist)
+                self.envs.num_envs()
             )));
         }
         let sampled = if self.settings.use_sde {
@@ -489,16 +487,6 @@ impl<V: VectorEnv> RolloutEnvs<V> {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((env_actions, sampled.flat, sampled.log_probs))
-    }
-
-    /// The action width a distribution must have: the action dimension (continuous) or, for a
-    /// categorical, its own number of actions (checked against the env when built).
-    fn stored_width(&self, dist: &PolicyDistribution<impl Backend>) -> usize {
-        if dist.is_continuous() {
-            self.action_width
-        } else {
-            dist.width()
-        }
     }
 
     /// The vector env's state, for a checkpoint (`None` when the env cannot save it).
