@@ -17,7 +17,7 @@ pub struct RunArgs {
     /// Seed of the policy, the sampling and the envs (default: the preset's, else 1).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Backend: ndarray, wgpu or cuda, among those compiled in (default: ndarray, or on
+    /// Backend: ndarray, flex, wgpu or cuda, among those compiled in (default: ndarray, or on
     /// --resume the run's own).
     #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
     pub backend: Option<BackendKind>,
@@ -200,7 +200,7 @@ pub struct SequenceArgs {
     /// Seed of the policy, the problems and the sampling.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Backend: ndarray, wgpu or cuda, among those compiled in.
+    /// Backend: ndarray, flex, wgpu or cuda, among those compiled in.
     #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
     pub backend: Option<BackendKind>,
     /// RL steps (generation batches); with --resume, a larger budget extends the run.

@@ -153,6 +153,15 @@ pub mod backend {
     #[cfg(feature = "ndarray")]
     pub type NdArrayDevice = burn::backend::ndarray::NdArrayDevice;
 
+    /// Burn's `flex` CPU backend (feature `flex`: gemm-based matrix products, SIMD kernels),
+    /// with autodiff.
+    #[cfg(feature = "flex")]
+    pub type Flex = burn::backend::Autodiff<burn::backend::Flex<f32, i32>>;
+
+    /// The flex device.
+    #[cfg(feature = "flex")]
+    pub type FlexDevice = burn::backend::flex::FlexDevice;
+
     /// The WGPU backend (feature `wgpu`: Vulkan, Metal, DX12; Mesa's lavapipe on a CPU), with
     /// autodiff.
     #[cfg(feature = "wgpu")]
@@ -175,6 +184,8 @@ pub mod backend {
     pub enum BackendKind {
         /// CPU, [`burn::backend::NdArray`] (feature `ndarray`).
         NdArray,
+        /// CPU, [`burn::backend::Flex`] (feature `flex`).
+        Flex,
         /// WGPU (feature `wgpu`).
         Wgpu,
         /// CUDA (feature `cuda`).
@@ -183,12 +194,13 @@ pub mod backend {
 
     impl BackendKind {
         /// Every backend, compiled in or not.
-        pub const ALL: [BackendKind; 3] = [Self::NdArray, Self::Wgpu, Self::Cuda];
+        pub const ALL: [BackendKind; 4] = [Self::NdArray, Self::Flex, Self::Wgpu, Self::Cuda];
 
-        /// The name used on command lines: `ndarray`, `wgpu` or `cuda`.
+        /// The name used on command lines: `ndarray`, `flex`, `wgpu` or `cuda`.
         pub fn name(self) -> &'static str {
             match self {
                 Self::NdArray => "ndarray",
+                Self::Flex => "flex",
                 Self::Wgpu => "wgpu",
                 Self::Cuda => "cuda",
             }
@@ -198,6 +210,7 @@ pub mod backend {
         pub fn is_compiled(self) -> bool {
             match self {
                 Self::NdArray => cfg!(feature = "ndarray"),
+                Self::Flex => cfg!(feature = "flex"),
                 Self::Wgpu => cfg!(feature = "wgpu"),
                 Self::Cuda => cfg!(feature = "cuda"),
             }
@@ -208,9 +221,10 @@ pub mod backend {
             Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
         }
 
-        /// The default: the most capable backend compiled in (cuda, then wgpu, then ndarray).
+        /// The default: the most capable backend compiled in (cuda, then wgpu, then ndarray, then
+        /// flex).
         pub fn best() -> BackendKind {
-            [Self::Cuda, Self::Wgpu, Self::NdArray]
+            [Self::Cuda, Self::Wgpu, Self::NdArray, Self::Flex]
                 .into_iter()
                 .find(|b| b.is_compiled())
                 .unwrap_or(Self::NdArray)
@@ -259,7 +273,7 @@ pub mod backend {
     impl FromStr for BackendKind {
         type Err = BackendUnavailable;
 
-        /// Parses `ndarray`, `wgpu` or `cuda`; errors for an unknown name or a backend whose
+        /// Parses `ndarray`, `flex`, `wgpu` or `cuda`; errors for an unknown name or a backend whose
         /// feature is off.
         fn from_str(s: &str) -> Result<Self, Self::Err> {
             let kind = Self::ALL
@@ -297,6 +311,8 @@ pub mod backend {
         match kind {
             #[cfg(feature = "ndarray")]
             BackendKind::NdArray => Ok(task.run::<NdArray>(NdArrayDevice::Cpu)),
+            #[cfg(feature = "flex")]
+            BackendKind::Flex => Ok(task.run::<Flex>(burn::backend::flex::FlexDevice)),
             #[cfg(feature = "wgpu")]
             BackendKind::Wgpu => Ok(task.run::<Wgpu>(WgpuDevice::default())),
             #[cfg(feature = "cuda")]

@@ -797,7 +797,7 @@ impl BackendsReport {
     /// The PyTorch result a backend is compared with: CUDA for GPU backends when PyTorch ran on
     /// CUDA; otherwise the faster PyTorch CPU configuration at each size.
     fn peer_time(&self, backend: &str, workload: Workload, batch: usize) -> Option<(f64, String)> {
-        let gpu_backend = backend != "ndarray";
+        let gpu_backend = !matches!(backend, "ndarray" | "flex");
         let candidates: Vec<&TorchResult> = match self.torch.iter().find(|t| t.device == "cuda") {
             Some(cuda) if gpu_backend => vec![cuda],
             _ => self.torch.iter().filter(|t| t.device == "cpu").collect(),

@@ -34,7 +34,7 @@ struct Cli {
 enum Commands {
     /// Env steps per second: Cinder vs Gymnasium (same run) vs Operant.
     Envs(EnvsArgs),
-    /// PPO on CartPole-v1: Cinder (ndarray) vs CleanRL's ppo.py in PyTorch, seed by seed.
+    /// PPO on CartPole-v1: Cinder vs CleanRL's ppo.py (PyTorch) vs rl4burn, seed by seed.
     Ppo(PpoArgs),
     /// PPO, REINFORCE, GRPO and TRPO on CartPole-v1 (ndarray): steps and time to solve, seed by seed.
     Methods(MethodsArgs),
@@ -248,53 +248,83 @@ struct PpoArgs {
     /// Seeds, one training run each per implementation.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     seeds: Vec<u64>,
-    /// Env steps per run.
+    /// Env steps per run (rl4burn's example always takes 499,712).
     #[arg(long, default_value_t = 500_000)]
     total_steps: u64,
+    /// Cinder's backend (a CPU backend compiled in: ndarray, or flex with `--features flex`).
+    #[arg(long, default_value = "ndarray")]
+    backend: cinder::backend::BackendKind,
     /// Python interpreter with torch and gymnasium 1.4 (`shared/peers/setup.sh` makes one).
     #[arg(long, default_value = "python3")]
     python: String,
     /// CleanRL-style PPO script (omit or point to a missing file to skip the PyTorch side).
     #[arg(long, default_value = "../shared/peers/ppo_cleanrl.py")]
     cleanrl_script: PathBuf,
+    /// rl4burn 0.1.1's `ppo_cartpole` binary, as `bash tools/rl4burn_ppo.sh` builds it
+    /// (omitted: rl4burn is not run).
+    #[arg(long)]
+    rl4burn: Option<PathBuf>,
     /// Directory for `ppo.json` and `ppo.md`.
     #[arg(long)]
     out: Option<PathBuf>,
 }
 
 fn run_ppo(args: PpoArgs) -> Result<()> {
-    use cinder_bench::ppo::{markdown_table, run_cinder, run_cleanrl};
+    use cinder_bench::ppo::{PeerRuns, markdown_table, run_cinder_on, run_cleanrl, run_rl4burn};
     let with_cleanrl = args.cleanrl_script.exists();
     if !with_cleanrl {
         eprintln!(
-            "{} not found: measuring Cinder only (pass --cleanrl-script)",
+            "{} not found: CleanRL is not run (pass --cleanrl-script)",
             args.cleanrl_script.display()
         );
     }
-    let (mut cinder, mut cleanrl, mut torch) = (Vec::new(), Vec::new(), None);
+    if args.rl4burn.is_none() {
+        eprintln!("no --rl4burn binary: rl4burn is not run (bash tools/rl4burn_ppo.sh builds it)");
+    }
+    let mut cinder = Vec::new();
+    let mut cleanrl = PeerRuns {
+        name: "CleanRL ppo.py (PyTorch, 1 thread)".into(),
+        runs: Vec::new(),
+    };
+    let mut rl4burn = PeerRuns {
+        name: "rl4burn 0.1.1 ppo_cartpole (Burn 0.20, ndarray)".into(),
+        runs: Vec::new(),
+    };
+    let mut torch = None;
     for &seed in &args.seeds {
-        eprintln!("seed {seed}: Cinder ...");
-        let run = run_cinder(seed, args.total_steps)?;
+        eprintln!("seed {seed}: Cinder ({}) ...", args.backend);
+        let run = run_cinder_on(args.backend, seed, args.total_steps)?;
         eprintln!("  {:.1} s, solved at {:?}", run.wall_s, run.solved_step);
         cinder.push(run);
         if with_cleanrl {
-            eprintln!("seed {seed}: CleanRL ppo.py (PyTorch, 1 thread) ...");
+            eprintln!("seed {seed}: {} ...", cleanrl.name);
             let (run, version) =
                 run_cleanrl(&args.python, &args.cleanrl_script, seed, args.total_steps)?;
             eprintln!("  {:.1} s, solved at {:?}", run.wall_s, run.solved_step);
-            cleanrl.push(run);
+            cleanrl.runs.push(run);
             torch = Some(version);
+        }
+        if let Some(bin) = &args.rl4burn {
+            eprintln!("seed {seed}: {} ...", rl4burn.name);
+            let run = run_rl4burn(bin, seed)?;
+            eprintln!("  {:.1} s, solved at {:?}", run.wall_s, run.solved_step);
+            rl4burn.runs.push(run);
         }
     }
     let machine = machine_description();
-    let mut table = markdown_table(&cinder, &cleanrl);
+    let peers = vec![cleanrl, rl4burn];
+    let mut table = markdown_table(args.backend.name(), &cinder, &peers);
     table.push_str(&format!(
         "\nMachine: {machine}. PPO on CartPole-v1 with CleanRL's hyperparameters (4 envs × 128 steps, \
-         {} steps). Cinder: ndarray backend, release build. CleanRL: `ppo.py` reproduced for \
+         {} steps). Cinder: {} backend, release build. CleanRL: `ppo.py` reproduced for \
          Gymnasium 1.4 (`shared/peers/ppo_cleanrl.py`), PyTorch {} on the CPU with 1 thread. \
-         \"Steps to 475\": first step where the mean of the last 20 training returns reaches 475. \
-         CleanRL treats truncation as termination; Cinder bootstraps truncated episodes.\n",
+         rl4burn: its `ppo_cartpole` example as published (release, `--features ndarray`), \
+         seeded by `tools/rl4burn_ppo.sh`; its steps to 475 are read from its log, written every \
+         2,560 steps. \"Steps to 475\": first step where the mean of the last 20 training returns \
+         reaches 475. CleanRL treats truncation as termination; Cinder bootstraps truncated \
+         episodes.\n",
         args.total_steps,
+        args.backend,
         torch.as_deref().unwrap_or("(not run)"),
     ));
     println!("{table}");
@@ -303,9 +333,10 @@ fn run_ppo(args: PpoArgs) -> Result<()> {
         let json = serde_json::json!({
             "machine": machine,
             "total_steps": args.total_steps,
+            "backend": args.backend.name(),
             "torch": torch,
             "cinder": cinder,
-            "cleanrl": cleanrl,
+            "peers": peers,
         });
         std::fs::write(out.join("ppo.json"), serde_json::to_string_pretty(&json)?)?;
         std::fs::write(out.join("ppo.md"), &table)?;

@@ -1,6 +1,7 @@
-//! PPO on CartPole-v1 with CleanRL's hyperparameters: Cinder on ndarray against CleanRL's
-//! `ppo.py` in PyTorch (`shared/peers/ppo_cleanrl.py`, one torch thread), seed by seed in the
-//! same run, so that both see the machine in the same state.
+//! PPO on CartPole-v1 with CleanRL's hyperparameters: Cinder against CleanRL's `ppo.py` in
+//! PyTorch (`shared/peers/ppo_cleanrl.py`, one torch thread) and rl4burn 0.1.1's `ppo_cartpole`
+//! example (Burn 0.20, ndarray; built by `tools/rl4burn_ppo.sh`), seed by seed in the same run,
+//! so that all see the machine in the same state.
 //!
 //! For each seed: wall and CPU time of the whole budget, steps/s, the first step (and the time)
 //! at which the mean of the last 20 training returns reaches 475, and for Cinder where the time
@@ -14,8 +15,9 @@ use cinder::runner::{self, RunOptions, RunSpec};
 use cinder_rl::ppo::PpoConfig;
 use cinder_rl::run::Timings;
 use serde::{Deserialize, Serialize};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Mean of the last 20 training returns that counts as solved (CartPole-v1's threshold).
@@ -47,6 +49,15 @@ impl PpoRun {
     pub fn steps_per_sec(&self) -> f64 {
         self.steps as f64 / self.wall_s.max(1e-12)
     }
+}
+
+/// A peer implementation's runs, seed by seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRuns {
+    /// How the table names it.
+    pub name: String,
+    /// One run per seed, in the order of Cinder's.
+    pub runs: Vec<PpoRun>,
 }
 
 /// Trains Cinder's PPO on CartPole-v1 (ndarray, CleanRL's defaults) for `total_steps`.
@@ -147,12 +158,86 @@ pub fn run_cleanrl(
     ))
 }
 
+/// CPU seconds used by this process's waited-for children so far.
+fn children_cpu_time() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value to write into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage to write into; RUSAGE_CHILDREN is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The env steps rl4burn 0.1.1's `ppo_cartpole` takes: 500,000 rounded down to whole iterations
+/// of 4 envs × 128 steps (its budget is fixed in the example).
+pub const RL4BURN_STEPS: u64 = 500_000 / 512 * 512;
+
+/// Parses one of rl4burn's progress lines, `[step    12800] rollout/avg_return: 187.4000`,
+/// into the step and the mean of the last (up to) 20 training returns.
+pub fn parse_rl4burn_line(line: &str) -> Option<(u64, f64)> {
+    let rest = line.trim().strip_prefix("[step")?;
+    let (step, rest) = rest.split_once(']')?;
+    let value = rest.trim().strip_prefix("rollout/avg_return:")?;
+    Some((step.trim().parse().ok()?, value.trim().parse().ok()?))
+}
+
+/// Runs rl4burn 0.1.1's `ppo_cartpole` example (`bin`, built by `tools/rl4burn_ppo.sh`) for one
+/// seed. Its wall time is the process's, its CPU time the child's; the solve step and time are
+/// read from its progress lines as they arrive (it logs the last-20 mean every 5 iterations,
+/// 2,560 steps, so the step is that of the first log line at or above 475).
+pub fn run_rl4burn(bin: &Path, seed: u64) -> Result<PpoRun> {
+    let cpu0 = children_cpu_time();
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .env("RL4BURN_SEED", seed.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", bin.display()))?;
+    let stderr = child.stderr.take().context("rl4burn's stderr")?;
+    let (mut solved_step, mut solved_wall_s, mut last_step) = (None, None, 0);
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.context("reading rl4burn's output")?;
+        if let Some((step, mean)) = parse_rl4burn_line(&line) {
+            last_step = step;
+            if solved_step.is_none() && mean >= SOLVE_THRESHOLD {
+                solved_step = Some(step);
+                solved_wall_s = Some(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let status = child.wait().context("waiting for rl4burn")?;
+    let wall_s = start.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("{} failed ({status})", bin.display());
+    }
+    if last_step == 0 {
+        bail!(
+            "{} printed no `rollout/avg_return` lines: is it rl4burn 0.1.1's ppo_cartpole?",
+            bin.display()
+        );
+    }
+    Ok(PpoRun {
+        seed,
+        steps: RL4BURN_STEPS,
+        wall_s,
+        cpu_s: children_cpu_time() - cpu0,
+        solved_step,
+        solved_wall_s,
+        timings: None,
+        eval_mean: None,
+    })
+}
+
 fn opt<T: std::fmt::Display>(x: Option<T>) -> String {
     x.map_or_else(|| "not reached".into(), |v| v.to_string())
 }
 
 /// The markdown table: one row per seed and implementation, then the medians and ratios.
-pub fn markdown_table(cinder: &[PpoRun], cleanrl: &[PpoRun]) -> String {
+/// `label` names Cinder's backend; each peer's runs follow Cinder's seed by seed.
+pub fn markdown_table(label: &str, cinder: &[PpoRun], peers: &[PeerRuns]) -> String {
     let mut t = String::from(
         "| seed | implementation | wall (s) | CPU (s) | steps/s | steps to 475 | time to 475 (s) | greedy eval |\n\
          |---:|---|---:|---:|---:|---:|---:|---:|\n",
@@ -169,10 +254,13 @@ pub fn markdown_table(cinder: &[PpoRun], cleanrl: &[PpoRun]) -> String {
             opt(r.eval_mean.map(|m| format!("{m:.1}"))).replace("not reached", "–"),
         ));
     };
+    let cinder_name = format!("Cinder ({label})");
     for (i, c) in cinder.iter().enumerate() {
-        row("Cinder (ndarray)", c);
-        if let Some(p) = cleanrl.get(i) {
-            row("CleanRL ppo.py (PyTorch, 1 thread)", p);
+        row(&cinder_name, c);
+        for peer in peers {
+            if let Some(p) = peer.runs.get(i) {
+                row(&peer.name, p);
+            }
         }
     }
     let wall = |rs: &[PpoRun]| median(rs.iter().map(|r| r.wall_s).collect());
@@ -182,13 +270,14 @@ pub fn markdown_table(cinder: &[PpoRun], cleanrl: &[PpoRun]) -> String {
         wall(cinder),
         cpu(cinder)
     ));
-    if !cleanrl.is_empty() {
+    for peer in peers.iter().filter(|p| !p.runs.is_empty()) {
         t.push_str(&format!(
-            "; CleanRL {:.1} s wall / {:.1} s CPU; Cinder is **{:.1}×** faster in wall-clock time and {:.1}× in CPU time",
-            wall(cleanrl),
-            cpu(cleanrl),
-            wall(cleanrl) / wall(cinder),
-            cpu(cleanrl) / cpu(cinder),
+            "; {} {:.1} s wall / {:.1} s CPU: Cinder is **{:.1}×** faster in wall-clock time and {:.1}× in CPU time",
+            peer.name,
+            wall(&peer.runs),
+            cpu(&peer.runs),
+            wall(&peer.runs) / wall(cinder),
+            cpu(&peer.runs) / cpu(cinder),
         ));
     }
     t.push_str(".\n");

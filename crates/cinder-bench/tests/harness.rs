@@ -6,7 +6,9 @@ use cinder_bench::envs::{
 };
 use cinder_bench::measure::{Measurement, median_of};
 use cinder_bench::methods::{Method, MethodRun, markdown_table as methods_table, run_method};
-use cinder_bench::ppo::{markdown_table as ppo_table, run_cinder};
+use cinder_bench::ppo::{
+    PeerRuns, RL4BURN_STEPS, markdown_table as ppo_table, parse_rl4burn_line, run_cinder,
+};
 use cinder_bench::suite::{markdown_table as suite_table, run_one};
 
 #[test]
@@ -94,7 +96,7 @@ fn a_tiny_run_gives_finite_figures_and_a_table() {
     let again = run_cinder(1, 1024).unwrap();
     assert_eq!(run.eval_mean, again.eval_mean);
     assert!(run.eval_mean.is_some_and(f64::is_finite));
-    let table = ppo_table(std::slice::from_ref(&run), &[]);
+    let table = ppo_table("ndarray", std::slice::from_ref(&run), &[]);
     assert!(table.contains("| 1 | Cinder (ndarray) |"), "{table}");
     assert!(table.contains("Where Cinder's time goes"), "{table}");
 }
@@ -201,4 +203,42 @@ fn a_tiny_sequence_benchmark_measures_both_samplers_and_both_algorithms() {
     assert_eq!(back.backends[0].report.sampling.len(), 4);
     assert_eq!(back.backends[0].report.run, report.backends[0].report.run);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn rl4burn_progress_lines_parse_and_peers_get_their_ratios() {
+    // rl4burn 0.1.1's PrintLogger line, and lines that are not the last-20 mean.
+    assert_eq!(
+        parse_rl4burn_line("[step    12800] rollout/avg_return: 187.4000"),
+        Some((12800, 187.4))
+    );
+    assert_eq!(
+        parse_rl4burn_line("[step    12800] loss/policy: 0.0100"),
+        None
+    );
+    assert_eq!(parse_rl4burn_line("Training PPO on CartPole-v1"), None);
+    assert_eq!(RL4BURN_STEPS, 499_712);
+    let run = |seed, wall_s, cpu_s| cinder_bench::ppo::PpoRun {
+        seed,
+        steps: 499_712,
+        wall_s,
+        cpu_s,
+        solved_step: None,
+        solved_wall_s: None,
+        timings: None,
+        eval_mean: None,
+    };
+    let cinder = [run(1, 2.0, 2.0), run(2, 4.0, 4.0), run(3, 3.0, 3.0)];
+    let peer = PeerRuns {
+        name: "Peer".into(),
+        runs: vec![run(1, 30.0, 60.0), run(2, 36.0, 72.0), run(3, 33.0, 66.0)],
+    };
+    let table = ppo_table("flex", &cinder, &[peer]);
+    assert!(table.contains("| 2 | Cinder (flex) | 4.0 |"), "{table}");
+    assert!(table.contains("| 2 | Peer | 36.0 |"), "{table}");
+    // Medians 3 s against 33 s wall, 3 s against 66 s CPU.
+    assert!(
+        table.contains("Peer 33.0 s wall / 66.0 s CPU: Cinder is **11.0×** faster in wall-clock time and 22.0× in CPU time"),
+        "{table}"
+    );
 }
