@@ -55,6 +55,18 @@ pub fn process_cpu_time() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// CPU seconds used by this process's waited-for children so far.
+pub fn children_cpu_time() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value to write into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage to write into; RUSAGE_CHILDREN is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// Times `workload`, which returns the number of steps it took.
 pub fn measure(workload: impl FnOnce() -> u64) -> Measurement {
     let cpu0 = process_cpu_time();

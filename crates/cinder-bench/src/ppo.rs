@@ -7,7 +7,7 @@
 //! at which the mean of the last 20 training returns reaches 475, and for Cinder where the time
 //! went (env stepping, rollout inference, update).
 
-use crate::measure::{median, process_cpu_time};
+use crate::measure::{children_cpu_time, median, process_cpu_time};
 use anyhow::{Context, Result, bail};
 use cinder::backend::BackendKind;
 use cinder::presets::{Algorithm, AlgorithmConfig};
@@ -156,18 +156,6 @@ pub fn run_cleanrl(
         },
         r.torch,
     ))
-}
-
-/// CPU seconds used by this process's waited-for children so far.
-fn children_cpu_time() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value to write into.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid rusage to write into; RUSAGE_CHILDREN is always valid.
-    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
-        return f64::NAN;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// The env steps rl4burn 0.1.1's `ppo_cartpole` takes: 500,000 rounded down to whole iterations
