@@ -169,7 +169,7 @@ fn main() -> Result<()> {
         algorithm: Algorithm::Ppo,
         config: resolved.config,
         preset_source: None,
-        backend: BackendKind::NdArray,
+        backend: BackendKind::cpu(),
         out: Some(args.out.clone()),
         options: RunOptions {
             eval_episodes: 20,

@@ -20,7 +20,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, activation::tanh};
-use cinder::backend::NdArray;
+use cinder::backend::Cpu;
 use cinder::env::rng::EnvRng;
 use cinder::env::space::{BoxSpace, Discrete, Space};
 use cinder::env::vector::{AutoresetMode, SyncVectorEnv};
@@ -215,9 +215,10 @@ struct Args {
     quiet: bool,
 }
 
-/// The backend training runs on (ndarray with autodiff), and the one deployment acts on.
-type Train = NdArray;
-type Act = <NdArray as AutodiffBackend>::InnerBackend;
+/// The backend training runs on (the default CPU backend, flex, with autodiff), and the one
+/// deployment acts on.
+type Train = Cpu;
+type Act = <Cpu as AutodiffBackend>::InnerBackend;
 
 fn main() -> Result<()> {
     let args = Args::parse();

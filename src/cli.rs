@@ -17,7 +17,7 @@ pub struct RunArgs {
     /// Seed of the policy, the sampling and the envs (default: the preset's, else 1).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Backend: ndarray, flex, wgpu or cuda, among those compiled in (default: ndarray, or on
+    /// Backend: flex, ndarray, wgpu or cuda, among those compiled in (default: flex, or on
     /// --resume the run's own).
     #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
     pub backend: Option<BackendKind>,
@@ -71,8 +71,10 @@ impl RunArgs {
 }
 
 /// Trains `algorithm` on `env_id` as `args` say (or resumes `args.resume`), prints the outcome
-/// and returns the summary.
+/// and returns the summary. Tunes the process's allocator first ([`crate::allocator::tune`]),
+/// as a command-line program should.
 pub fn train(env_id: &str, algorithm: Algorithm, args: &RunArgs) -> Result<RunSummary, Error> {
+    crate::allocator::tune();
     let options = RunOptions {
         eval_episodes: args.eval_episodes,
         eval_seed: EVAL_SEED,
@@ -116,7 +118,7 @@ pub fn train(env_id: &str, algorithm: Algorithm, args: &RunArgs) -> Result<RunSu
                 algorithm,
                 config: resolved.config,
                 preset_source: resolved.preset_source,
-                backend: args.backend.unwrap_or(BackendKind::NdArray),
+                backend: args.backend.unwrap_or_else(BackendKind::cpu),
                 out: Some(out.clone()),
                 options,
             };
@@ -200,7 +202,7 @@ pub struct SequenceArgs {
     /// Seed of the policy, the problems and the sampling.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Backend: ndarray, flex, wgpu or cuda, among those compiled in.
+    /// Backend: flex, ndarray, wgpu or cuda, among those compiled in (default: flex).
     #[arg(long, value_parser = |s: &str| s.parse::<BackendKind>())]
     pub backend: Option<BackendKind>,
     /// RL steps (generation batches); with --resume, a larger budget extends the run.
@@ -256,7 +258,7 @@ pub fn train_sequence(args: &SequenceArgs) -> Result<cinder_lm::run::SequenceRun
             eprintln!("{line}");
         }
     });
-    let backend = args.backend.unwrap_or(BackendKind::NdArray);
+    let backend = args.backend.unwrap_or_else(BackendKind::cpu);
     if let Some(dir) = &args.resume {
         let given = args.settings_given();
         if !given.is_empty() {

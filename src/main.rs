@@ -103,6 +103,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    cinder::allocator::tune();
     match Cli::parse().command {
         Command::Train {
             algo,

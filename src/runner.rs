@@ -25,7 +25,7 @@
 //!     algorithm: Algorithm::Ppo,
 //!     config: resolved.config,
 //!     preset_source: resolved.preset_source,
-//!     backend: BackendKind::NdArray,
+//!     backend: BackendKind::cpu(),
 //!     out: Some("runs/pendulum".into()),
 //!     options: RunOptions::default(),
 //! })?;
@@ -824,7 +824,7 @@ pub const CURVES: &str = "curves.svg";
 ///
 /// let summary = cinder::runner::train_sequence(
 ///     SequenceRunConfig::new(),
-///     BackendKind::NdArray,
+///     BackendKind::cpu(),
 ///     Some("runs/addition".into()),
 ///     Box::new(|line: &str| eprintln!("{line}")),
 /// )?;

@@ -1,4 +1,4 @@
-//! The same RL workloads on every backend compiled in (ndarray, WGPU, CUDA), beside PyTorch.
+//! The same RL workloads on every backend compiled in (flex, ndarray, WGPU, CUDA), beside PyTorch.
 //!
 //! Four workloads, all on CartPole-v1's actor-critic (CleanRL's 64-64 tanh actor and critic):
 //!
@@ -54,6 +54,10 @@ pub struct BackendsArgs {
     /// Minibatch sizes of the update workload.
     #[arg(long, value_delimiter = ',', default_value = "64,256,1024,4096")]
     pub update_batches: Vec<usize>,
+    /// Minibatch sizes of the update's phase-by-phase breakdown ("where the time goes"; none:
+    /// skip it, and the matrix-product peak it is compared with).
+    #[arg(long, value_delimiter = ',', default_value = "128,4096")]
+    pub breakdown_batches: Vec<usize>,
     /// Seconds of timed calls per size (at least --min-reps calls).
     #[arg(long, default_value_t = 1.0)]
     pub budget: f64,
@@ -104,6 +108,7 @@ impl BackendsArgs {
         BenchConfig {
             inference_batches: self.inference_batches.clone(),
             update_batches: self.update_batches.clone(),
+            breakdown_batches: self.breakdown_batches.clone(),
             repetitions: Repetitions {
                 warmup: self.warmup,
                 min: self.min_reps,
@@ -226,6 +231,9 @@ pub struct BenchConfig {
     pub inference_batches: Vec<usize>,
     /// Minibatch sizes of the update workload.
     pub update_batches: Vec<usize>,
+    /// Minibatch sizes of the update's phase-by-phase breakdown.
+    #[serde(default)]
+    pub breakdown_batches: Vec<usize>,
     /// Repetitions of each micro-workload size.
     pub repetitions: Repetitions,
     /// Full-iteration sizes.
@@ -243,6 +251,7 @@ impl Default for BenchConfig {
         Self {
             inference_batches: vec![1, 8, 64, 512, 4096],
             update_batches: vec![64, 256, 1024, 4096],
+            breakdown_batches: vec![128, 4096],
             repetitions: Repetitions::default(),
             iteration_settings: vec![IterationSetting::cleanrl(), IterationSetting::large()],
             iterations: 5,
@@ -259,6 +268,7 @@ impl BenchConfig {
             self.inference_batches
                 .iter()
                 .chain(&self.update_batches)
+                .chain(&self.breakdown_batches)
                 .all(|&b| b > 0),
             "batch sizes must be positive"
         );
@@ -369,7 +379,7 @@ pub type EndToEnd = PpoRun;
 /// Everything measured on one backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendResult {
-    /// `ndarray`, `wgpu` or `cuda`.
+    /// `flex`, `ndarray`, `wgpu` or `cuda`.
     pub backend: String,
     /// Burn's name for the backend and device.
     pub device: String,
@@ -381,6 +391,12 @@ pub struct BackendResult {
     pub iterations: Vec<IterationResult>,
     /// End-to-end training runs.
     pub e2e: Vec<EndToEnd>,
+    /// The update phase by phase, per breakdown size.
+    #[serde(default)]
+    pub breakdown: Vec<UpdateBreakdown>,
+    /// The backend's square matrix-product throughput, GFLOP/s ([`MATMUL_PEAK_SIZE`]).
+    #[serde(default)]
+    pub matmul_gflops: Option<f64>,
     /// Process CPU seconds this backend's measurements used.
     pub cpu_s: f64,
     /// Wall seconds they took.
@@ -417,6 +433,8 @@ impl Progress {
     pub fn steps_per_backend(config: &BenchConfig, e2e: bool) -> usize {
         config.inference_batches.len()
             + config.update_batches.len()
+            + config.breakdown_batches.len()
+            + usize::from(!config.breakdown_batches.is_empty())
             + config.iteration_settings.len()
             + if e2e { config.e2e_seeds.len() } else { 0 }
     }
@@ -462,57 +480,227 @@ pub fn bench_inference<B: Backend>(
     })
 }
 
-/// PPO update time at minibatch `batch`: CleanRL's loss, backward, global norm clipping, Adam.
-pub fn bench_update<B: AutodiffBackend>(
+/// The side of the square matrix product whose throughput stands for the backend's peak.
+pub const MATMUL_PEAK_SIZE: usize = 1024;
+
+/// The phases of one PPO minibatch update, in the order they run.
+const PHASES: usize = 5;
+
+/// One PPO minibatch update's inputs and state: CartPole's actor-critic, Adam, and a fixed
+/// minibatch of random data (CleanRL's loss does not care what the numbers mean).
+struct UpdateFixture<B: AutodiffBackend> {
     batch: usize,
-    reps: &Repetitions,
-    device: &B::Device,
-) -> Result<Timing> {
-    let config = PpoConfig::new();
-    let mut model = cartpole_policy::<B>(device)?;
-    let mut optimizer = AdamConfig::new()
-        .with_epsilon(1e-5)
-        .init::<B, ActorCritic<B>>();
-    let mut rng = NpRandom::from_seed(1);
-    let obs = uniform(&mut rng, batch * OBS_DIM, -1.0, 1.0);
-    let actions: Vec<i64> = (0..batch)
-        .map(|_| rng.integers(NUM_ACTIONS as u64) as i64)
-        .collect();
-    let old_log_probs = uniform(&mut rng, batch, -0.8, -0.6);
-    let advantages = uniform(&mut rng, batch, -1.0, 1.0);
-    let old_values = uniform(&mut rng, batch, -1.0, 1.0);
-    let returns = uniform(&mut rng, batch, -1.0, 1.0);
-    let vector =
-        |v: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [batch]), device);
-    time_calls(batch, reps, || {
+    config: PpoConfig,
+    model: ActorCritic<B>,
+    optimizer: burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, ActorCritic<B>, B>,
+    obs: Vec<f32>,
+    actions: Vec<i64>,
+    old_log_probs: Vec<f32>,
+    advantages: Vec<f32>,
+    old_values: Vec<f32>,
+    returns: Vec<f32>,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> UpdateFixture<B> {
+    fn new(batch: usize, device: &B::Device) -> Result<Self> {
+        let mut rng = NpRandom::from_seed(1);
+        Ok(Self {
+            batch,
+            config: PpoConfig::new(),
+            model: cartpole_policy::<B>(device)?,
+            optimizer: AdamConfig::new()
+                .with_epsilon(1e-5)
+                .init::<B, ActorCritic<B>>(),
+            obs: uniform(&mut rng, batch * OBS_DIM, -1.0, 1.0),
+            actions: (0..batch)
+                .map(|_| rng.integers(NUM_ACTIONS as u64) as i64)
+                .collect(),
+            old_log_probs: uniform(&mut rng, batch, -0.8, -0.6),
+            advantages: uniform(&mut rng, batch, -1.0, 1.0),
+            old_values: uniform(&mut rng, batch, -1.0, 1.0),
+            returns: uniform(&mut rng, batch, -1.0, 1.0),
+            device: device.clone(),
+        })
+    }
+
+    /// One update: upload the minibatch, loss (read back), backward, global norm clipping (the
+    /// norm read back), Adam. With `phases`, the device is synchronised after each phase and
+    /// its seconds added to `phases` (upload, forward and loss, backward, clipping, Adam);
+    /// without, only at the end.
+    fn step(&mut self, mut phases: Option<&mut [f64; PHASES]>) -> Result<()> {
+        let (batch, device) = (self.batch, &self.device.clone());
+        let mut clock = Instant::now();
+        let mut lap = |phase: usize, phases: &mut Option<&mut [f64; PHASES]>| -> Result<()> {
+            if let Some(phases) = phases.as_deref_mut() {
+                sync::<B>(device)?;
+                let now = Instant::now();
+                phases[phase] += (now - clock).as_secs_f64();
+                clock = now;
+            }
+            Ok(())
+        };
+        let vector =
+            |v: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v.clone(), [batch]), device);
         let minibatch = Minibatch {
-            obs: Tensor::from_data(TensorData::new(obs.clone(), [batch, OBS_DIM]), device),
+            obs: Tensor::from_data(TensorData::new(self.obs.clone(), [batch, OBS_DIM]), device),
             actions: Actions::Discrete(Tensor::<B, 1, Int>::from_data(
-                TensorData::new(actions.clone(), [batch]),
+                TensorData::new(self.actions.clone(), [batch]),
                 device,
             )),
-            old_log_probs: vector(&old_log_probs),
-            advantages: vector(&advantages),
-            old_values: vector(&old_values),
-            returns: vector(&returns),
+            old_log_probs: vector(&self.old_log_probs),
+            advantages: vector(&self.advantages),
+            old_values: vector(&self.old_values),
+            returns: vector(&self.returns),
         };
-        let loss = ppo_loss(&model, minibatch, &config, None)?.loss;
+        lap(0, &mut phases)?;
+        let loss = ppo_loss(&self.model, minibatch, &self.config, None)?.loss;
         let loss_value = loss
             .clone()
             .into_data()
             .to_vec::<f32>()
             .map_err(|e| anyhow!("reading the loss: {e:?}"))?[0];
         ensure!(loss_value.is_finite(), "non-finite loss {loss_value}");
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let (grads, norm) = clip_grad_norm::<B, _>(&model, grads, config.max_grad_norm, device);
+        lap(1, &mut phases)?;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        lap(2, &mut phases)?;
+        let (grads, norm) =
+            clip_grad_norm::<B, _>(&self.model, grads, self.config.max_grad_norm, device);
         let norm = norm
             .into_data()
             .to_vec::<f32>()
             .map_err(|e| anyhow!("reading the gradient norm: {e:?}"))?[0];
         ensure!(norm.is_finite(), "non-finite gradient norm {norm}");
-        model = optimizer.step(config.learning_rate, model.clone(), grads);
-        sync::<B>(device)
+        lap(3, &mut phases)?;
+        self.model = self
+            .optimizer
+            .step(self.config.learning_rate, self.model.clone(), grads);
+        sync::<B>(device)?;
+        lap(4, &mut phases)
+    }
+}
+
+/// PPO update time at minibatch `batch`: CleanRL's loss, backward, global norm clipping, Adam.
+pub fn bench_update<B: AutodiffBackend>(
+    batch: usize,
+    reps: &Repetitions,
+    device: &B::Device,
+) -> Result<Timing> {
+    let mut fixture = UpdateFixture::<B>::new(batch, device)?;
+    time_calls(batch, reps, || fixture.step(None))
+}
+
+/// Multiply-adds of CartPole's actor-critic (4 → 64 → 64 → 2 actor, 4 → 64 → 64 → 1 critic)
+/// per sample, forward.
+fn forward_macs_per_sample() -> usize {
+    let layers = |out: usize| [(OBS_DIM, 64), (64, 64), (64, out)];
+    layers(NUM_ACTIONS)
+        .into_iter()
+        .chain(layers(1))
+        .map(|(i, o)| i * o)
+        .sum()
+}
+
+/// Floating-point operations of the matrix products of one PPO update at minibatch `batch`
+/// (2 per multiply-add): the forward pass, and in the backward pass the weights' gradients
+/// (as many as forward) and the inputs' gradients of every layer but the first (whose input,
+/// the observations, needs none). Element-wise work (tanh, softmax, the loss, Adam: a few
+/// operations per activation or parameter) is left out: at these sizes it is bound by memory,
+/// not arithmetic.
+pub fn update_flops(batch: usize) -> f64 {
+    let forward = forward_macs_per_sample();
+    let first_layers = 2 * OBS_DIM * 64;
+    2.0 * batch as f64 * (3 * forward - first_layers) as f64
+}
+
+/// One minibatch update split into phases (medians over the timed calls, seconds), with the
+/// arithmetic it does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpdateBreakdown {
+    /// Minibatch size.
+    pub batch: usize,
+    /// The minibatch from the host to the device (six tensors).
+    pub upload_s: f64,
+    /// The policy's forward pass and CleanRL's loss, the loss read back to the host.
+    pub forward_s: f64,
+    /// The backward pass, gradients collected per parameter.
+    pub backward_s: f64,
+    /// Global gradient-norm clipping, the norm read back to the host.
+    pub clip_s: f64,
+    /// The Adam step.
+    pub optimizer_s: f64,
+    /// Median of the whole update, phases together (with a device sync after each phase).
+    pub total_s: f64,
+    /// Floating-point operations of its matrix products ([`update_flops`]).
+    pub flops: f64,
+}
+
+impl UpdateBreakdown {
+    /// The phases as (name, median seconds), in order.
+    pub fn phases(&self) -> [(&'static str, f64); PHASES] {
+        [
+            ("upload", self.upload_s),
+            ("forward + loss", self.forward_s),
+            ("backward", self.backward_s),
+            ("clip", self.clip_s),
+            ("Adam", self.optimizer_s),
+        ]
+    }
+}
+
+/// The update at minibatch `batch`, phase by phase (see [`UpdateFixture::step`]).
+pub fn bench_update_breakdown<B: AutodiffBackend>(
+    batch: usize,
+    reps: &Repetitions,
+    device: &B::Device,
+) -> Result<UpdateBreakdown> {
+    let mut fixture = UpdateFixture::<B>::new(batch, device)?;
+    let mut samples: Vec<[f64; PHASES]> = Vec::new();
+    time_calls(batch, reps, || {
+        let mut phases = [0.0; PHASES];
+        fixture.step(Some(&mut phases))?;
+        samples.push(phases);
+        Ok(())
+    })?;
+    // The first call and the warm-up calls are not part of the medians.
+    let timed = &samples[1 + reps.warmup..];
+    let median_of = |f: &dyn Fn(&[f64; PHASES]) -> f64| {
+        let mut v: Vec<f64> = timed.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 50.0)
+    };
+    Ok(UpdateBreakdown {
+        batch,
+        upload_s: median_of(&|p| p[0]),
+        forward_s: median_of(&|p| p[1]),
+        backward_s: median_of(&|p| p[2]),
+        clip_s: median_of(&|p| p[3]),
+        optimizer_s: median_of(&|p| p[4]),
+        total_s: median_of(&|p| p.iter().sum()),
+        flops: update_flops(batch),
     })
+}
+
+/// The backend's matrix-product throughput in GFLOP/s: the median time of a square `size`
+/// product of `f32`s (what the update's arithmetic could reach at best on this backend).
+pub fn bench_matmul_peak<B: Backend>(
+    size: usize,
+    reps: &Repetitions,
+    device: &B::Device,
+) -> Result<f64> {
+    let mut rng = NpRandom::from_seed(2);
+    let data = |rng: &mut NpRandom| {
+        Tensor::<B, 2>::from_data(
+            TensorData::new(uniform(rng, size * size, -1.0, 1.0), [size, size]),
+            device,
+        )
+    };
+    let (a, b) = (data(&mut rng), data(&mut rng));
+    let timing = time_calls(size, reps, || {
+        std::hint::black_box(a.clone().matmul(b.clone()));
+        sync::<B>(device)
+    })?;
+    Ok(2.0 * (size as f64).powi(3) / timing.median_s / 1e9)
 }
 
 /// A full PPO iteration (CartPole-v1, CleanRL's hyperparameters at `setting`'s sizes): one
@@ -583,6 +771,8 @@ impl BackendTask for BackendBench<'_> {
             update: Vec::new(),
             iterations: Vec::new(),
             e2e: Vec::new(),
+            breakdown: Vec::new(),
+            matmul_gflops: None,
             cpu_s: 0.0,
             wall_s: 0.0,
         };
@@ -598,6 +788,28 @@ impl BackendTask for BackendBench<'_> {
             result.update.push(
                 bench_update::<B>(batch, &config.repetitions, &device)
                     .with_context(|| format!("{kind} update at minibatch {batch}"))?,
+            );
+        }
+        for &batch in &config.breakdown_batches {
+            progress.step(&format!(
+                "{kind}: PPO update phase by phase, minibatch {batch}"
+            ));
+            result.breakdown.push(
+                bench_update_breakdown::<B>(batch, &config.repetitions, &device)
+                    .with_context(|| format!("{kind} update breakdown at minibatch {batch}"))?,
+            );
+        }
+        if !config.breakdown_batches.is_empty() {
+            progress.step(&format!(
+                "{kind}: matrix-product peak, {MATMUL_PEAK_SIZE}×{MATMUL_PEAK_SIZE}"
+            ));
+            result.matmul_gflops = Some(
+                bench_matmul_peak::<B::InnerBackend>(
+                    MATMUL_PEAK_SIZE,
+                    &config.repetitions,
+                    &device,
+                )
+                .with_context(|| format!("{kind} matrix-product peak"))?,
             );
         }
         for setting in &config.iteration_settings {
@@ -756,7 +968,7 @@ impl Environment {
             burn: env!("CINDER_BENCH_BURN_VERSION").into(),
             rustc: env!("CINDER_BENCH_RUSTC_VERSION").into(),
             threads: format!(
-                "ndarray: 1 thread (rayon off); WGPU through Mesa's lavapipe (when that is \
+                "flex and ndarray: 1 thread (rayon off); WGPU through Mesa's lavapipe (when that is \
                  the Vulkan device): {lavapipe_threads}; \
                  PyTorch: as labelled"
             ),
@@ -845,13 +1057,60 @@ impl BackendsReport {
         table
     }
 
-    /// Plain-words guidance: where each non-CPU backend overtakes ndarray, and where PyTorch
-    /// overtakes ndarray.
+    /// "Where the time goes": each backend's update phase by phase, against the time its
+    /// matrix products would take at the backend's measured matrix-product peak.
+    pub fn breakdown_table(&self) -> String {
+        if self.backends.iter().all(|b| b.breakdown.is_empty()) {
+            return String::new();
+        }
+        let mut md = String::from(
+            "\n**Where the time goes**: one PPO update phase by phase, milliseconds (medians; \
+             the device is synchronised after each phase, so the phases add up to a little more \
+             than the update above). Arithmetic: the matrix products' floating-point operations \
+             (forward, and backward's weight and input gradients); bound: the time they take at \
+             the backend's own peak, a 1024×1024 matrix product's GFLOP/s on the same backend:\n\n\
+             | backend | minibatch | upload | forward + loss | backward | clip | Adam | total | \
+             arithmetic (MFLOP) | peak (GFLOP/s) | bound | total ÷ bound |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for b in &self.backends {
+            for d in &b.breakdown {
+                let phases: Vec<String> = d.phases().iter().map(|&(_, s)| ms(s)).collect();
+                let (peak, bound, ratio) = match b.matmul_gflops {
+                    Some(gflops) if gflops > 0.0 => {
+                        let bound_s = d.flops / (gflops * 1e9);
+                        (
+                            format!("{gflops:.1}"),
+                            ms(bound_s),
+                            format!("{:.1}×", d.total_s / bound_s),
+                        )
+                    }
+                    _ => ("–".into(), "–".into(), "–".into()),
+                };
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {:.2} | {peak} | {bound} | {ratio} |\n",
+                    b.backend,
+                    d.batch,
+                    phases.join(" | "),
+                    ms(d.total_s),
+                    d.flops / 1e6,
+                ));
+            }
+        }
+        md
+    }
+
+    /// Plain-words guidance: where each other backend overtakes the CPU reference (flex, the
+    /// default CPU backend, when it was measured, else ndarray), and where PyTorch does.
     pub fn crossovers(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        let Some(cpu) = self.backends.iter().find(|b| b.backend == "ndarray") else {
+        let Some(cpu) = ["flex", "ndarray"]
+            .into_iter()
+            .find_map(|name| self.backends.iter().find(|b| b.backend == name))
+        else {
             return lines;
         };
+        let reference = cpu.backend.as_str();
         for workload in [Workload::Inference, Workload::Update] {
             let sizes = workload.batches(&self.config);
             let mut compare = |name: &str, times: &dyn Fn(usize) -> Option<f64>| {
@@ -885,23 +1144,23 @@ impl BackendsReport {
                 let title = workload.title();
                 let line = match ratios.iter().position(|&(_, r)| r < 1.0) {
                     None => format!(
-                        "{title}: {name} is slower than ndarray at every size measured ({range})."
+                        "{title}: {name} is slower than {reference} at every size measured ({range})."
                     ),
                     Some(0) if ratios.iter().all(|&(_, r)| r < 1.0) => format!(
-                        "{title}: {name} is faster than ndarray at every size measured ({range})."
+                        "{title}: {name} is faster than {reference} at every size measured ({range})."
                     ),
                     Some(0) => format!(
-                        "{title}: {name} is faster than ndarray at {first_batch} but not at every size ({range})."
+                        "{title}: {name} is faster than {reference} at {first_batch} but not at every size ({range})."
                     ),
                     Some(i) => format!(
-                        "{title}: {name} is slower than ndarray up to batch {} and faster from batch {} on: the crossover lies between them ({range}).",
+                        "{title}: {name} is slower than {reference} up to batch {} and faster from batch {} on: the crossover lies between them ({range}).",
                         ratios[i - 1].0,
                         ratios[i].0,
                     ),
                 };
                 lines.push(line);
             };
-            for b in self.backends.iter().filter(|b| b.backend != "ndarray") {
+            for b in self.backends.iter().filter(|b| b.backend != reference) {
                 compare(&b.backend, &|batch| {
                     find(workload.of_backend(b), batch).map(|t| t.median_s)
                 });
@@ -932,6 +1191,7 @@ impl BackendsReport {
              brackets:\n\n",
         );
         md.push_str(&self.micro_table(Workload::Update));
+        md.push_str(&self.breakdown_table());
         md.push_str(
             "\n**First call** (kernel compilation and autotuning on GPU backends), seconds, \
              summed over all sizes of each workload:\n\n| backend | inference | update | first PPO iterations |\n|---|---:|---:|---:|\n",

@@ -6,12 +6,13 @@
 //!   actions, resets included, for our five classic-control envs, beside Gymnasium (measured in
 //!   the same run through `tools/bench_gymnasium.py` when `gymnasium` is importable) and
 //!   Operant (`operant-envs`, the fastest Rust env library we know of);
-//! - [`ppo`]: PPO on CartPole-v1 with CleanRL's hyperparameters, Cinder (ndarray) against
-//!   CleanRL's `ppo.py` in PyTorch, seed by seed in the same run;
-//! - [`methods`]: PPO, REINFORCE, GRPO and TRPO side by side on CartPole-v1 (ndarray), steps and
+//! - [`ppo`]: PPO on CartPole-v1 with CleanRL's hyperparameters, Cinder (flex, the default CPU
+//!   backend) against CleanRL's `ppo.py` in PyTorch and rl4burn's `ppo_cartpole`, seed by seed
+//!   in the same run;
+//! - [`methods`]: PPO, REINFORCE, GRPO and TRPO side by side on CartPole-v1 (flex), steps and
 //!   time to solve over the same seeds;
 //! - [`backends`]: the same RL workloads (policy inference, PPO update, full PPO iterations,
-//!   training to solve) on every Burn backend compiled in (ndarray, WGPU, CUDA), beside PyTorch
+//!   training to solve) on every Burn backend compiled in (flex, ndarray, WGPU, CUDA), beside PyTorch
 //!   in the same run, with a table and a plot ([`plot`]);
 //! - [`sequence`]: the sequence pipeline (small transformer policy) on every backend: sampling
 //!   tokens per second with and without the KV cache, GRPO's and PPO's step times.

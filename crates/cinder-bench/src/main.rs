@@ -5,7 +5,7 @@
 //! cargo run --release -p cinder-bench -- ppo --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! cargo run --release -p cinder-bench -- methods --out assets/bench
 //! cargo run --release -p cinder-bench -- suite --out assets/bench
-//! cargo run --release -p cinder-bench --features wgpu -- backends --backends ndarray,wgpu \
+//! cargo run --release -p cinder-bench --features wgpu,ndarray -- backends --backends flex,ndarray,wgpu \
 //!     --python ~/.cache/cinder-peers-venv/bin/python --out assets/bench
 //! cargo run --release -p cinder-bench --features wgpu -- sequence --out assets/bench
 //! ```
@@ -26,6 +26,10 @@ use std::process::Command;
 #[derive(Parser)]
 #[command(version, about = "Cinder's benchmarks")]
 struct Cli {
+    /// Keep glibc's default malloc settings instead of `cinder::allocator::tune` (to measure
+    /// what the tuning is worth).
+    #[arg(long, global = true)]
+    default_malloc: bool,
     #[command(subcommand)]
     command: Commands,
 }
@@ -36,7 +40,7 @@ enum Commands {
     Envs(EnvsArgs),
     /// PPO on CartPole-v1: Cinder vs CleanRL's ppo.py (PyTorch) vs rl4burn, seed by seed.
     Ppo(PpoArgs),
-    /// PPO, REINFORCE, GRPO and TRPO on CartPole-v1 (ndarray): steps and time to solve, seed by seed.
+    /// PPO, REINFORCE, GRPO and TRPO on CartPole-v1: steps and time to solve, seed by seed.
     Methods(MethodsArgs),
     /// The same RL workloads on every Burn backend compiled in, beside PyTorch in the same run.
     Backends(BackendsArgs),
@@ -135,6 +139,10 @@ struct MethodsArgs {
     /// Seeds, one training run each per method.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     seeds: Vec<u64>,
+    /// Cinder's backend (default: the default CPU backend, flex; `ndarray` needs
+    /// `--features ndarray`).
+    #[arg(long, default_value_t = cinder::backend::BackendKind::cpu())]
+    backend: cinder::backend::BackendKind,
     /// Env steps per run.
     #[arg(long, default_value_t = 500_000)]
     total_steps: u64,
@@ -198,7 +206,13 @@ fn run_methods(args: MethodsArgs) -> Result<()> {
         for method in Method::ALL {
             eprintln!("seed {seed}: {} ...", method.name());
             let dir = runs_dir.run(&format!("{}-s{seed}", method.name().to_lowercase()));
-            let run = run_method(method, seed, args.total_steps, Some(dir.clone()))?;
+            let run = run_method(
+                method,
+                seed,
+                args.total_steps,
+                args.backend,
+                Some(dir.clone()),
+            )?;
             dirs.push(dir);
             eprintln!(
                 "  {:.1} s, solved at {:?}, greedy eval {:.1}",
@@ -210,7 +224,7 @@ fn run_methods(args: MethodsArgs) -> Result<()> {
     let machine = machine_description();
     let mut table = markdown_table(&runs);
     table.push_str(&format!(
-        "\nMachine: {machine}. CartPole-v1, {} env steps per run, seeds {}, ndarray backend, \
+        "\nMachine: {machine}. CartPole-v1, {} env steps per run, seeds {}, {} backend, \
          release build. \"Steps to 475\": first step where the mean of the last 20 training \
          returns reaches 475; times are training seconds to that point; greedy eval: mean return \
          of the final policy's most likely actions over 20 episodes.\n",
@@ -220,6 +234,7 @@ fn run_methods(args: MethodsArgs) -> Result<()> {
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(", "),
+        args.backend,
     ));
     println!("{table}");
     if let Some(out) = &args.out {
@@ -251,8 +266,9 @@ struct PpoArgs {
     /// Env steps per run (rl4burn's example always takes 499,712).
     #[arg(long, default_value_t = 500_000)]
     total_steps: u64,
-    /// Cinder's backend (a CPU backend compiled in: ndarray, or flex with `--features flex`).
-    #[arg(long, default_value = "ndarray")]
+    /// Cinder's backend (default: the default CPU backend, flex; `ndarray` needs
+    /// `--features ndarray`).
+    #[arg(long, default_value_t = cinder::backend::BackendKind::cpu())]
     backend: cinder::backend::BackendKind,
     /// Python interpreter with torch and gymnasium 1.4 (`shared/peers/setup.sh` makes one).
     #[arg(long, default_value = "python3")]
@@ -501,6 +517,10 @@ struct SuiteArgs {
     /// Algorithms.
     #[arg(long, value_delimiter = ',', default_value = "ppo,reinforce,grpo")]
     algos: Vec<String>,
+    /// Cinder's backend (default: the default CPU backend, flex; `ndarray` needs
+    /// `--features ndarray`).
+    #[arg(long, default_value_t = cinder::backend::BackendKind::cpu())]
+    backend: cinder::backend::BackendKind,
     /// Env ids.
     #[arg(
         long,
@@ -551,6 +571,7 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
                     seed,
                     args.total_steps,
                     args.eval_episodes,
+                    args.backend,
                     Some(dir.clone()),
                 )?;
                 dirs.push(dir);
@@ -565,11 +586,13 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
     let machine = machine_description();
     let mut table = markdown_table(&runs);
     table.push_str(&format!(
-        "\nMachine: {machine}; ndarray backend, release build, runs one after another. Each run \
-         is `cinder train --algo <algorithm> --env <env> --seed <seed>` (the env's preset, or the \
+        "\nMachine: {machine}; {} backend, release build, runs one after another. Each run \
+         is `cinder train --algo <algorithm> --env <env> --seed <seed> --backend {}` (the env's preset, or the \
          algorithm's defaults where it has none); its score is the greedy (deterministic) \
          evaluation of the final policy over {} episodes seeded 10000, 10001, ...; \
          \"over seeds\" is the mean ± std of the seeds' means.\n",
+        args.backend,
+        args.backend,
         args.eval_episodes
     ));
     println!("{table}");
@@ -607,7 +630,11 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !cli.default_malloc {
+        cinder::allocator::tune();
+    }
+    match cli.command {
         Commands::Suite(args) => run_suite(args),
         Commands::Envs(args) => run_envs(args),
         Commands::Ppo(args) => run_ppo(args),

@@ -1,5 +1,5 @@
 //! PPO, REINFORCE, GRPO and TRPO side by side on CartPole-v1: the same budget, the same seeds,
-//! the ndarray backend, each method with its defaults (`PpoConfig::new()`, `reinforce::config()`,
+//! one backend (flex, the default CPU backend, unless `--backend` says), each method with its defaults (`PpoConfig::new()`, `reinforce::config()`,
 //! `grpo::config()`, `TrpoConfig::new()`). For each run: the first step (and time) at which the mean of the last 20
 //! training returns reaches 475, the wall time of the whole budget and the greedy evaluation.
 
@@ -94,13 +94,14 @@ pub struct MethodRun {
     pub eval_mean: f64,
 }
 
-/// Trains `method` with `seed` for `total_steps` on ndarray, through Cinder's runner, each with
+/// Trains `method` with `seed` for `total_steps` on `backend`, through Cinder's runner, each with
 /// its defaults (PPO: CleanRL's). With `run_dir`, the run keeps its run directory there
 /// (metrics for the learning curves); without, none.
 pub fn run_method(
     method: Method,
     seed: u64,
     total_steps: u64,
+    backend: BackendKind,
     run_dir: Option<std::path::PathBuf>,
 ) -> Result<MethodRun> {
     let (algorithm, config) = match method {
@@ -143,7 +144,7 @@ pub fn run_method(
         algorithm,
         config,
         preset_source: None,
-        backend: BackendKind::NdArray,
+        backend,
         out: run_dir,
         options: RunOptions {
             eval_episodes: 20,

@@ -60,9 +60,10 @@ pub struct PeerRuns {
     pub runs: Vec<PpoRun>,
 }
 
-/// Trains Cinder's PPO on CartPole-v1 (ndarray, CleanRL's defaults) for `total_steps`.
+/// Trains Cinder's PPO on CartPole-v1 (the default CPU backend, CleanRL's defaults) for
+/// `total_steps`.
 pub fn run_cinder(seed: u64, total_steps: u64) -> Result<PpoRun> {
-    run_cinder_on(BackendKind::NdArray, seed, total_steps)
+    run_cinder_on(BackendKind::cpu(), seed, total_steps)
 }
 
 /// Trains Cinder's PPO on CartPole-v1 (CleanRL's defaults) for `total_steps` on `backend`,

@@ -53,7 +53,7 @@ impl SequenceArgs {
 /// One backend's measurements.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SequenceBackend {
-    /// `ndarray`, `wgpu` or `cuda`.
+    /// `flex`, `ndarray`, `wgpu` or `cuda`.
     pub backend: String,
     /// What it measured.
     pub report: ThroughputReport,

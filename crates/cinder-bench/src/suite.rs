@@ -80,7 +80,7 @@ pub struct SuiteRun {
     pub eval_episodes: usize,
 }
 
-/// Trains `algorithm` on `env` with `seed` (preset, ndarray) for the preset's budget (or
+/// Trains `algorithm` on `env` with `seed` (preset) on `backend` for the preset's budget (or
 /// `total_steps`) and evaluates it over `eval_episodes`. With `run_dir`, the run keeps its run
 /// directory there (metrics for the learning curves); without, none.
 pub fn run_one(
@@ -89,6 +89,7 @@ pub fn run_one(
     seed: u64,
     total_steps: Option<u64>,
     eval_episodes: usize,
+    backend: BackendKind,
     run_dir: Option<std::path::PathBuf>,
 ) -> Result<SuiteRun> {
     let mut sets = vec![format!("seed={seed}")];
@@ -103,7 +104,7 @@ pub fn run_one(
         algorithm,
         config: resolved.config,
         preset_source: resolved.preset_source,
-        backend: BackendKind::NdArray,
+        backend,
         out: run_dir,
         options: RunOptions {
             eval_episodes,

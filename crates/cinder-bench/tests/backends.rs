@@ -1,11 +1,12 @@
 //! The backend comparison harness: flags, result schema, and a tiny run of every workload on
-//! ndarray that must finish with finite figures. No timing thresholds: timings are checked for
+//! flex (the default CPU backend) that must finish with finite figures. No timing thresholds: timings are checked for
 //! being finite and positive only.
 
 use cinder::backend::BackendKind;
 use cinder_bench::backends::{
     BackendResult, BackendsArgs, BackendsReport, BenchConfig, Environment, IterationSetting,
-    Progress, Repetitions, Timing, TorchResult, bench_backend, time_calls,
+    Progress, Repetitions, Timing, TorchResult, UpdateBreakdown, bench_backend, time_calls,
+    update_flops,
 };
 use cinder_bench::measure::percentile;
 use clap::Parser;
@@ -39,7 +40,7 @@ fn default_flags_measure_every_compiled_backend_with_the_issue_sizes() {
 fn flags_set_sizes_backends_and_end_to_end_runs() {
     let args = parse(&[
         "--backends",
-        "ndarray",
+        "flex",
         "--inference-batches",
         "1,32",
         "--update-batches",
@@ -64,8 +65,8 @@ fn flags_set_sizes_backends_and_end_to_end_runs() {
         "somewhere",
     ])
     .unwrap();
-    assert_eq!(args.backends(), [BackendKind::NdArray]);
-    assert_eq!(args.e2e_backends(), [BackendKind::NdArray]);
+    assert_eq!(args.backends(), [BackendKind::Flex]);
+    assert_eq!(args.e2e_backends(), [BackendKind::Flex]);
     assert_eq!(args.python, "/opt/py/bin/python");
     assert_eq!(args.out.as_deref(), Some(std::path::Path::new("somewhere")));
     let config = args.config();
@@ -86,8 +87,8 @@ fn flags_set_sizes_backends_and_end_to_end_runs() {
     );
     let args = parse(&["--no-e2e"]).unwrap();
     assert!(args.e2e_backends().is_empty());
-    let args = parse(&["--e2e-backends", "ndarray"]).unwrap();
-    assert_eq!(args.e2e_backends(), [BackendKind::NdArray]);
+    let args = parse(&["--e2e-backends", "flex"]).unwrap();
+    assert_eq!(args.e2e_backends(), [BackendKind::Flex]);
 }
 
 #[test]
@@ -151,6 +152,7 @@ fn tiny_config() -> BenchConfig {
     BenchConfig {
         inference_batches: vec![1, 8],
         update_batches: vec![16, 32],
+        breakdown_batches: vec![16],
         repetitions: Repetitions {
             warmup: 1,
             min: 3,
@@ -180,13 +182,29 @@ fn assert_timings(timings: &[Timing], batches: &[usize]) {
 }
 
 #[test]
-fn a_tiny_run_of_every_workload_on_ndarray_gives_finite_figures_a_table_and_a_plot() {
+fn a_tiny_run_of_every_workload_on_flex_gives_finite_figures_a_table_and_a_plot() {
     let config = tiny_config();
     let mut progress = Progress::new(Progress::steps_per_backend(&config, true), true);
-    let result = bench_backend(BackendKind::NdArray, &config, true, &mut progress).unwrap();
-    assert_eq!(result.backend, "ndarray");
+    let result = bench_backend(BackendKind::Flex, &config, true, &mut progress).unwrap();
+    assert_eq!(result.backend, "flex");
     assert_timings(&result.inference, &[1, 8]);
     assert_timings(&result.update, &[16, 32]);
+    let [breakdown] = result.breakdown.as_slice() else {
+        panic!("one breakdown size")
+    };
+    assert_eq!(breakdown.batch, 16);
+    assert_eq!(breakdown.flops, 16.0 * 52_352.0);
+    for (phase, seconds) in breakdown.phases() {
+        assert!(seconds.is_finite() && seconds > 0.0, "{phase}: {seconds}");
+    }
+    let phases: f64 = breakdown.phases().iter().map(|&(_, s)| s).sum();
+    assert!(breakdown.total_s > 0.0 && breakdown.total_s.is_finite());
+    assert!(phases > 0.0, "{breakdown:?}");
+    assert!(
+        result
+            .matmul_gflops
+            .is_some_and(|g| g.is_finite() && g > 0.0)
+    );
     let [it] = result.iterations.as_slice() else {
         panic!("one iteration setting")
     };
@@ -231,6 +249,7 @@ fn a_tiny_run_of_every_workload_on_ndarray_gives_finite_figures_a_table_and_a_pl
         "**PPO update**",
         "**Full PPO iteration**",
         "**End to end**",
+        "**Where the time goes**",
         "| 8 |",
         "Machine: test machine",
     ] {
@@ -240,7 +259,7 @@ fn a_tiny_run_of_every_workload_on_ndarray_gives_finite_figures_a_table_and_a_pl
     report.write(&dir).unwrap();
     let svg = std::fs::read_to_string(dir.join("backends.svg")).unwrap();
     assert!(
-        svg.starts_with("<svg") && svg.contains("Cinder ndarray"),
+        svg.starts_with("<svg") && svg.contains("Cinder flex"),
         "{svg:.200}"
     );
     assert!(dir.join("backends.md").exists());
@@ -271,6 +290,8 @@ fn synthetic(backend: &str, inference: &[(usize, f64)], update: &[(usize, f64)])
         update: update.iter().map(|&(b, ms)| timing(b, ms)).collect(),
         iterations: vec![],
         e2e: vec![],
+        breakdown: vec![],
+        matmul_gflops: None,
         cpu_s: 1.0,
         wall_s: 1.0,
     }
@@ -332,6 +353,27 @@ fn the_guidance_names_the_crossover_and_the_tables_the_ratio_to_pytorch() {
         md.contains("| 1 | 0.010 (5.00×) | 0.200 (0.25×) | 0.050 |"),
         "{md}"
     );
+
+    // With flex measured too, flex (the default CPU backend) is the reference, listed first or
+    // not, and ndarray is compared with it.
+    let mut with_flex = report.clone();
+    with_flex.backends.push(synthetic(
+        "flex",
+        &[(1, 0.005), (64, 0.05), (4096, 5.0)],
+        &[(64, 0.5), (4096, 20.0)],
+    ));
+    let lines = with_flex.crossovers();
+    assert!(
+        lines.iter().any(|l| l.starts_with("Inference: ndarray")
+            && l.contains("slower than flex at every size measured (2.0× slower at 1")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("than ndarray") && !l.starts_with("Inference: flex")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -361,4 +403,39 @@ fn the_pytorch_script_output_parses_into_the_schema() {
     ] {
         assert!(source.contains(key), "the script no longer writes {key}");
     }
+}
+
+/// The update's arithmetic, counted by hand: per sample, the actor's 4·64 + 64·64 + 64·2 and
+/// the critic's 4·64 + 64·64 + 64·1 multiply-adds forward (8,896); backward, as many again for
+/// the weights' gradients and as many less the two first layers (2·4·64) for the inputs'.
+#[test]
+fn the_update_arithmetic_and_the_where_the_time_goes_table_are_as_counted_by_hand() {
+    assert_eq!(update_flops(1), 2.0 * (3.0 * 8_896.0 - 512.0));
+    assert_eq!(update_flops(128), 6_701_056.0);
+    let mut flex = synthetic("flex", &[(1, 0.01)], &[(4096, 12.0)]);
+    flex.breakdown = vec![UpdateBreakdown {
+        batch: 4096,
+        upload_s: 0.5e-3,
+        forward_s: 3.0e-3,
+        backward_s: 6.0e-3,
+        clip_s: 1.0e-3,
+        optimizer_s: 1.5e-3,
+        total_s: 12.0e-3,
+        flops: update_flops(4096),
+    }];
+    flex.matmul_gflops = Some(50.0);
+    let report = BackendsReport {
+        environment: Environment::detect("test machine".into()),
+        config: BenchConfig::default(),
+        backends: vec![flex],
+        torch: vec![],
+    };
+    // 214,433,792 FLOP at 50 GFLOP/s: 4.29 ms; 12 ms is 2.8× that.
+    let table = report.breakdown_table();
+    assert!(
+        table.contains(
+            "| flex | 4096 | 0.500 | 3.00 | 6.00 | 1.00 | 1.50 | 12.00 | 214.43 | 50.0 | 4.29 | 2.8× |"
+        ),
+        "{table}"
+    );
 }

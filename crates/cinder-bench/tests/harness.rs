@@ -1,6 +1,7 @@
 //! The benchmark harnesses (`envs`, `ppo`, `methods`, `measure`): tiny runs finish with finite
 //! figures and the tables have their rows. No timing thresholds.
 
+use cinder::backend::BackendKind;
 use cinder_bench::envs::{
     ENV_IDS, EnvRow, bench_cartpole_vec, bench_cinder, bench_operant, markdown_table as envs_table,
 };
@@ -67,13 +68,13 @@ fn table_has_a_row_per_result() {
 fn tiny_runs_of_each_method_give_finite_figures_and_a_table() {
     let runs: Vec<MethodRun> = Method::ALL
         .iter()
-        .map(|&m| run_method(m, 1, 2048, None).unwrap())
+        .map(|&m| run_method(m, 1, 2048, BackendKind::cpu(), None).unwrap())
         .collect();
     for r in &runs {
         assert!(r.steps >= 2048, "{r:?}");
         assert!(r.wall_s.is_finite() && r.eval_mean.is_finite(), "{r:?}");
         // The harness is reproducible: the same seed gives the same run (timings aside).
-        let again = run_method(r.method, 1, 2048, None).unwrap();
+        let again = run_method(r.method, 1, 2048, BackendKind::cpu(), None).unwrap();
         assert_eq!(
             (again.steps, again.updates, again.eval_mean),
             (r.steps, r.updates, r.eval_mean),
@@ -96,8 +97,8 @@ fn a_tiny_run_gives_finite_figures_and_a_table() {
     let again = run_cinder(1, 1024).unwrap();
     assert_eq!(run.eval_mean, again.eval_mean);
     assert!(run.eval_mean.is_some_and(f64::is_finite));
-    let table = ppo_table("ndarray", std::slice::from_ref(&run), &[]);
-    assert!(table.contains("| 1 | Cinder (ndarray) |"), "{table}");
+    let table = ppo_table("flex", std::slice::from_ref(&run), &[]);
+    assert!(table.contains("| 1 | Cinder (flex) |"), "{table}");
     assert!(table.contains("Where Cinder's time goes"), "{table}");
 }
 
@@ -118,6 +119,7 @@ fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
                 seed,
                 Some(1024),
                 2,
+                BackendKind::cpu(),
                 Some(dir.clone()),
             )
             .unwrap();
@@ -145,6 +147,7 @@ fn a_tiny_suite_runs_every_algorithm_through_the_presets() {
         1,
         Some(400),
         1,
+        BackendKind::cpu(),
         None,
     )
     .unwrap();
@@ -176,7 +179,7 @@ fn a_tiny_sequence_benchmark_measures_both_samplers_and_both_algorithms() {
     use cinder::backend::BackendKind;
     use cinder_bench::sequence::{SequenceArgs, SequenceReport, run};
     let args = SequenceArgs {
-        backends: Some(vec![BackendKind::NdArray]),
+        backends: Some(vec![BackendKind::Flex]),
         batch: 4,
         lengths: vec![2, 4],
         repetitions: 1,
@@ -188,18 +191,15 @@ fn a_tiny_sequence_benchmark_measures_both_samplers_and_both_algorithms() {
     assert_eq!(report.backends.len(), 1);
     let table = report.markdown();
     for length in [2, 4] {
-        assert!(
-            table.contains(&format!("| ndarray | {length} | ")),
-            "{table}"
-        );
+        assert!(table.contains(&format!("| flex | {length} | ")), "{table}");
     }
-    assert!(table.contains("| ndarray | grpo | 256 | "), "{table}");
-    assert!(table.contains("| ndarray | ppo | 256 | "), "{table}");
+    assert!(table.contains("| flex | grpo | 256 | "), "{table}");
+    assert!(table.contains("| flex | ppo | 256 | "), "{table}");
     let dir = std::env::temp_dir().join(format!("cinder-sequence-bench-{}", std::process::id()));
     report.write(&dir).unwrap();
     let back: SequenceReport =
         serde_json::from_str(&std::fs::read_to_string(dir.join("sequence.json")).unwrap()).unwrap();
-    assert_eq!(back.backends[0].backend, "ndarray");
+    assert_eq!(back.backends[0].backend, "flex");
     assert_eq!(back.backends[0].report.sampling.len(), 4);
     assert_eq!(back.backends[0].report.run, report.backends[0].report.run);
     std::fs::remove_dir_all(&dir).unwrap();
