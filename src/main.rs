@@ -102,7 +102,19 @@ enum Command {
     },
 }
 
+/// Writing to a closed pipe (`cinder envs | head -1`) ends the command quietly, as it does any
+/// Unix tool, instead of panicking in `println!`: Rust ignores SIGPIPE by default, so every
+/// write would fail with EPIPE; the default action restored, the process simply ends.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting SIGPIPE's disposition to its default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
+    restore_sigpipe();
     cinder::allocator::tune();
     match Cli::parse().command {
         Command::Train {

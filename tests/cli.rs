@@ -89,6 +89,36 @@ fn tiny(algo: &str) -> Vec<&'static str> {
     }
 }
 
+/// `cinder envs | head -1`: a reader that has gone away ends the command quietly, without a
+/// panic message (the pipe's read end is closed before the command writes anything).
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::os::unix::io::FromRawFd;
+    use std::os::unix::process::ExitStatusExt;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fds[0] is the read end just opened and closed once; fds[1] is owned by `writer`.
+    let writer = unsafe {
+        libc::close(fds[0]);
+        std::fs::File::from_raw_fd(fds[1])
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_cinder"))
+        .arg("envs")
+        .stdout(writer)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
+
 #[test]
 fn envs_lists_the_registry() {
     let out = ok(&["envs"]);
