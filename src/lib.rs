@@ -169,11 +169,11 @@ pub mod backend {
     pub type FlexDevice = burn::backend::flex::FlexDevice;
 
     /// The default CPU backend with autodiff: [`Flex`] when the `flex` feature is on (the
-    /// default), else [`NdArray`]. Library code names it where a concrete CPU backend is wanted.
+    /// default), else `NdArray`. Library code names it where a concrete CPU backend is wanted.
     #[cfg(feature = "flex")]
     pub type Cpu = Flex;
 
-    /// The default CPU backend with autodiff: [`Flex`] when the `flex` feature is on (the
+    /// The default CPU backend with autodiff: `Flex` when the `flex` feature is on (the
     /// default), else [`NdArray`].
     #[cfg(all(feature = "ndarray", not(feature = "flex")))]
     pub type Cpu = NdArray;

@@ -648,7 +648,8 @@ impl UpdateBreakdown {
     }
 }
 
-/// The update at minibatch `batch`, phase by phase (see [`UpdateFixture::step`]).
+/// The update at minibatch `batch`, phase by phase: upload, forward and loss, backward,
+/// clipping, Adam, with a device sync after each.
 pub fn bench_update_breakdown<B: AutodiffBackend>(
     batch: usize,
     reps: &Repetitions,
