@@ -590,27 +590,33 @@ pub fn bench_update<B: AutodiffBackend>(
     time_calls(batch, reps, || fixture.step(None))
 }
 
-/// Multiply-adds of CartPole's actor-critic (4 → 64 → 64 → 2 actor, 4 → 64 → 64 → 1 critic)
-/// per sample, forward.
-fn forward_macs_per_sample() -> usize {
-    let layers = |out: usize| [(OBS_DIM, 64), (64, 64), (64, out)];
-    layers(NUM_ACTIONS)
-        .into_iter()
-        .chain(layers(1))
-        .map(|(i, o)| i * o)
-        .sum()
+/// The widths of CartPole's actor-critic layers, from the config the benchmarks build it with:
+/// observations, the hidden layers (CleanRL's 64, 64), then `out` (2 logits, or 1 value).
+fn layer_widths(out: usize) -> Vec<usize> {
+    let hidden = ActorCriticConfig::new(OBS_DIM, NUM_ACTIONS)
+        .network
+        .hidden_sizes;
+    std::iter::once(OBS_DIM)
+        .chain(hidden)
+        .chain(std::iter::once(out))
+        .collect()
 }
 
 /// Floating-point operations of the matrix products of one PPO update at minibatch `batch`
-/// (2 per multiply-add): the forward pass, and in the backward pass the weights' gradients
-/// (as many as forward) and the inputs' gradients of every layer but the first (whose input,
-/// the observations, needs none). Element-wise work (tanh, softmax, the loss, Adam: a few
-/// operations per activation or parameter) is left out: at these sizes it is bound by memory,
-/// not arithmetic.
+/// (2 per multiply-add): the forward pass of the actor and the critic, and in the backward pass
+/// the weights' gradients (as many as forward) and the inputs' gradients of every layer but the
+/// first (whose input, the observations, needs none). Element-wise work (tanh, softmax, the
+/// loss, Adam: a few operations per activation or parameter) is left out: at these sizes it is
+/// bound by memory, not arithmetic.
 pub fn update_flops(batch: usize) -> f64 {
-    let forward = forward_macs_per_sample();
-    let first_layers = 2 * OBS_DIM * 64;
-    2.0 * batch as f64 * (3 * forward - first_layers) as f64
+    let macs_per_sample: usize = [layer_widths(NUM_ACTIONS), layer_widths(1)]
+        .iter()
+        .map(|widths| {
+            let forward: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
+            3 * forward - widths[0] * widths[1]
+        })
+        .sum();
+    2.0 * batch as f64 * macs_per_sample as f64
 }
 
 /// One minibatch update split into phases (medians over the timed calls, seconds), with the
@@ -665,11 +671,7 @@ pub fn bench_update_breakdown<B: AutodiffBackend>(
     })?;
     // The first call and the warm-up calls are not part of the medians.
     let timed = &samples[1 + reps.warmup..];
-    let median_of = |f: &dyn Fn(&[f64; PHASES]) -> f64| {
-        let mut v: Vec<f64> = timed.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        percentile(&v, 50.0)
-    };
+    let median_of = |f: &dyn Fn(&[f64; PHASES]) -> f64| median(timed.iter().map(f).collect());
     Ok(UpdateBreakdown {
         batch,
         upload_s: median_of(&|p| p[0]),
