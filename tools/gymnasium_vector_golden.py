@@ -12,7 +12,10 @@ import os
 import gymnasium as gym
 import numpy as np
 
-CASES = [("CartPole-v1", 4, 300), ("MountainCar-v0", 3, 450), ("Pendulum-v1", 2, 450)]
+# (env, sub-envs, steps): enough steps for episodes to end (Acrobot and MountainCarContinuous
+# under random actions end by truncation, at 500 and 999 steps).
+CASES = [("CartPole-v1", 4, 300), ("MountainCar-v0", 3, 450), ("Pendulum-v1", 2, 450),
+         ("Acrobot-v1", 3, 560), ("MountainCarContinuous-v0", 2, 1060)]
 MODES = {"next_step": gym.vector.AutoresetMode.NEXT_STEP,
          "same_step": gym.vector.AutoresetMode.SAME_STEP}
 

@@ -5,7 +5,8 @@
 //! - the [`Env`] contract (`reset(seed) -> (obs, info)`, `step(action) -> Step`), [spaces](space)
 //!   (`Discrete`, `Box`), [wrappers] that each change one thing (`TimeLimit`,
 //!   `RecordEpisodeStatistics`, `ClipAction`, `NormalizeObservation`, `NormalizeReward`), a [registry] of ids with [`make`], a
-//!   [vector env](vector) with automatic reset, and an env checker, [`check_env`];
+//!   [vector env](vector) with automatic reset, [struct-of-arrays vector envs](soa_vector) for
+//!   speed, and an env checker, [`check_env`];
 //! - the five [classic-control](classic_control) environments, bit for bit identical to
 //!   Gymnasium 1.x: the same seed gives the same initial state, and the same actions give the same
 //!   float32 observations, rewards and flags. That includes NumPy's random generator, ported in
@@ -71,6 +72,7 @@ pub mod numerics;
 pub mod registry;
 pub mod render;
 pub mod rng;
+pub mod soa_vector;
 pub mod space;
 pub mod vector;
 pub mod wrappers;
@@ -80,5 +82,6 @@ pub use env::{DynEnv, Env, EnvState, EpisodeStatistics, Info, Step};
 pub use error::{EnvError, Result};
 pub use registry::{EnvSpec, make, register, spec};
 pub use render::Frame;
+pub use soa_vector::{SoaKernel, SoaVectorEnv};
 pub use space::{BoxSpace, Discrete, Space, SpaceValue, Value};
 pub use vector::{AutoresetMode, SyncVectorEnv, VectorEnv};

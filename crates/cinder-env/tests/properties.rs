@@ -6,7 +6,9 @@
 //! Each target prints how many inputs it generated (run with `--nocapture` to see them) and
 //! appends the count to `target/tmp/property_cases.txt`, which CI prints.
 
-use cinder_env::classic_control::CartPoleVec;
+use cinder_env::classic_control::{
+    AcrobotVec, CartPoleVec, MountainCarContinuousVec, MountainCarVec, PendulumVec,
+};
 use cinder_env::rng::NpRandom;
 use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 use cinder_env::wrappers::{
@@ -300,17 +302,47 @@ fn vector_envs_never_panic_on_generated_input() {
                 exercise_vec(&name, &mut vec_env, &ops, Some);
             });
         }
+        // The struct-of-arrays envs, with a short time limit, one of them on two threads.
+        let discrete = |v: Value| match v {
+            Value::Discrete(a) => Some(a),
+            Value::Continuous(_) => None,
+        };
+        let continuous = |v: Value| match v {
+            Value::Continuous(a) if a.len() == 1 => Some([a[0]]),
+            _ => None,
+        };
         let name = format!("CartPoleVec x3 (time limit 9), {mode:?}");
         total += check(&name, CASES, vec_ops(), |ops| {
             let mut vec_env = CartPoleVec::with_time_limit(3, mode, 9).expect("3 envs");
-            exercise_vec(&name, &mut vec_env, &ops, |v| match v {
-                Value::Discrete(a) => Some(a),
-                Value::Continuous(_) => None,
-            });
+            exercise_vec(&name, &mut vec_env, &ops, discrete);
+        });
+        let name = format!("AcrobotVec x3 (time limit 9), {mode:?}");
+        total += check(&name, CASES / 4, vec_ops(), |ops| {
+            let mut vec_env = AcrobotVec::with_time_limit(3, mode, 9).expect("3 envs");
+            exercise_vec(&name, &mut vec_env, &ops, discrete);
+        });
+        let name = format!("MountainCarVec x3 (time limit 9, 2 threads), {mode:?}");
+        total += check(&name, CASES / 4, vec_ops(), |ops| {
+            let mut vec_env = MountainCarVec::with_time_limit(3, mode, 9)
+                .and_then(|v| v.with_threads(2))
+                .expect("3 envs");
+            exercise_vec(&name, &mut vec_env, &ops, discrete);
+        });
+        let name = format!("MountainCarContinuousVec x3 (time limit 9), {mode:?}");
+        total += check(&name, CASES / 4, vec_ops(), |ops| {
+            let mut vec_env =
+                MountainCarContinuousVec::with_time_limit(3, mode, 9).expect("3 envs");
+            exercise_vec(&name, &mut vec_env, &ops, continuous);
+        });
+        let name = format!("PendulumVec x3 (time limit 9), {mode:?}");
+        total += check(&name, CASES / 4, vec_ops(), |ops| {
+            let mut vec_env = PendulumVec::with_time_limit(3, mode, 9).expect("3 envs");
+            exercise_vec(&name, &mut vec_env, &ops, continuous);
         });
     }
-    // 5 registered envs at CASES / 4 and CartPoleVec at CASES, in each of the two modes.
-    assert_eq!(total, 2 * (5 * u64::from(CASES / 4) + u64::from(CASES)));
+    // In each of the two modes: 5 registered envs at CASES / 4, CartPoleVec at CASES and the
+    // other four struct-of-arrays envs at CASES / 4.
+    assert_eq!(total, 2 * (9 * u64::from(CASES / 4) + u64::from(CASES)));
     report("vector envs (all)", total);
 }
 

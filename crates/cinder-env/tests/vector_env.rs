@@ -1,10 +1,21 @@
 //! The vector env against Gymnasium's `SyncVectorEnv`, in both autoreset modes, bit for bit
 //! (recordings from `tools/gymnasium_vector_golden.py`).
 
-use cinder_env::classic_control::CartPoleVec;
+use cinder_env::classic_control::{
+    AcrobotVec, CartPoleVec, MountainCarContinuousVec, MountainCarVec, PendulumVec,
+};
 use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 use cinder_env::{DynEnv, EnvError, Value, make};
 use serde::Deserialize;
+
+/// The recorded envs (one file per env and mode).
+const ENVS: [&str; 5] = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+];
 
 #[derive(Deserialize)]
 struct Recording {
@@ -94,28 +105,60 @@ fn replay_with<V: VectorEnv>(
 
 #[test]
 fn next_step_mode_matches_gymnasium() {
-    for env in ["CartPole-v1", "MountainCar-v0", "Pendulum-v1"] {
+    for env in ENVS {
         replay(&format!("{env}_next_step.json"));
     }
 }
 
 #[test]
 fn same_step_mode_matches_gymnasium() {
-    for env in ["CartPole-v1", "MountainCar-v0", "Pendulum-v1"] {
+    for env in ENVS {
         replay(&format!("{env}_same_step.json"));
     }
 }
 
+fn discrete(a: Value) -> usize {
+    match a {
+        Value::Discrete(a) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn continuous(a: Value) -> [f32; 1] {
+    match a {
+        Value::Continuous(a) => [a[0]],
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
-fn cartpole_vec_matches_gymnasium_in_both_modes() {
+fn struct_of_arrays_envs_match_gymnasium_in_both_modes() {
     for mode in ["next_step", "same_step"] {
         replay_with(
             &format!("CartPole-v1_{mode}.json"),
             |_, n, mode| CartPoleVec::new(n, mode).unwrap(),
-            |a| match a {
-                Value::Discrete(a) => a,
-                other => panic!("{other:?}"),
-            },
+            discrete,
+        );
+        replay_with(
+            &format!("Acrobot-v1_{mode}.json"),
+            |_, n, mode| AcrobotVec::new(n, mode).unwrap(),
+            discrete,
+        );
+        replay_with(
+            &format!("MountainCar-v0_{mode}.json"),
+            |_, n, mode| MountainCarVec::new(n, mode).unwrap(),
+            discrete,
+        );
+        replay_with(
+            &format!("MountainCarContinuous-v0_{mode}.json"),
+            |_, n, mode| MountainCarContinuousVec::new(n, mode).unwrap(),
+            continuous,
+        );
+        // On two threads: the recording does not depend on how the sub-envs are shared out.
+        replay_with(
+            &format!("Pendulum-v1_{mode}.json"),
+            |_, n, mode| PendulumVec::new(n, mode).unwrap().with_threads(2).unwrap(),
+            continuous,
         );
     }
 }

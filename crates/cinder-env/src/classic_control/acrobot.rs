@@ -120,28 +120,55 @@ impl Acrobot {
     }
 
     fn obs(&self) -> [f32; 6] {
-        let s = self.state;
-        if self.state_is_f32 {
-            let (t1, t2) = (s[0] as f32, s[1] as f32);
-            [
-                np_cos_f32(t1),
-                np_sin_f32(t1),
-                np_cos_f32(t2),
-                np_sin_f32(t2),
-                s[2] as f32,
-                s[3] as f32,
-            ]
-        } else {
-            [
-                s[0].cos() as f32,
-                s[0].sin() as f32,
-                s[1].cos() as f32,
-                s[1].sin() as f32,
-                s[2] as f32,
-                s[3] as f32,
-            ]
-        }
+        observation(self.state, self.state_is_f32)
     }
+}
+
+/// The observation `[cos t1, sin t1, cos t2, sin t2, dt1, dt2]` of `state`; right after a reset
+/// (`state_is_f32`) the angles are float32 and their cosines and sines NumPy's float32 ones.
+#[inline]
+pub(crate) fn observation(s: [f64; 4], state_is_f32: bool) -> [f32; 6] {
+    if state_is_f32 {
+        let (t1, t2) = (s[0] as f32, s[1] as f32);
+        [
+            np_cos_f32(t1),
+            np_sin_f32(t1),
+            np_cos_f32(t2),
+            np_sin_f32(t2),
+            s[2] as f32,
+            s[3] as f32,
+        ]
+    } else {
+        [
+            s[0].cos() as f32,
+            s[0].sin() as f32,
+            s[1].cos() as f32,
+            s[1].sin() as f32,
+            s[2] as f32,
+            s[3] as f32,
+        ]
+    }
+}
+
+/// The initial state: four float32 draws from U(-0.1, 0.1), widened to float64.
+#[inline]
+pub(crate) fn initial_state(rng: &mut NpRandom) -> [f64; 4] {
+    std::array::from_fn(|_| f64::from(rng.uniform(-0.1, 0.1) as f32))
+}
+
+/// One step from `state` with `torque`: the new (wrapped and bounded) state and whether the
+/// tip is above the line.
+#[inline]
+pub(crate) fn dynamics(s: [f64; 4], torque: f64) -> ([f64; 4], bool) {
+    let ns = rk4([s[0], s[1], s[2], s[3], torque]);
+    let s = [
+        wrap(ns[0], -PI, PI),
+        wrap(ns[1], -PI, PI),
+        bound(ns[2], -MAX_VEL_1, MAX_VEL_1),
+        bound(ns[3], -MAX_VEL_2, MAX_VEL_2),
+    ];
+    let terminated = -s[0].cos() - (s[1] + s[0]).cos() > 1.0;
+    (s, terminated)
 }
 
 /// The time derivative of `[theta1, theta2, dtheta1, dtheta2, torque]` ("book" dynamics),
@@ -224,10 +251,7 @@ impl Env for Acrobot {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 6], Info)> {
-        let rng = self.rng.reset(seed);
-        for v in &mut self.state {
-            *v = f64::from(rng.uniform(-0.1, 0.1) as f32);
-        }
+        self.state = initial_state(self.rng.reset(seed));
         self.state_is_f32 = true;
         self.phase = EpisodePhase::Running;
         Ok((self.obs(), Info::default()))
@@ -236,17 +260,9 @@ impl Env for Acrobot {
     fn step(&mut self, action: &usize) -> Result<Step<[f32; 6]>> {
         check_discrete_action(*action, 3)?;
         self.phase.check_step()?;
-        let s = self.state;
-        let ns = rk4([s[0], s[1], s[2], s[3], AVAIL_TORQUE[*action]]);
-        self.state = [
-            wrap(ns[0], -PI, PI),
-            wrap(ns[1], -PI, PI),
-            bound(ns[2], -MAX_VEL_1, MAX_VEL_1),
-            bound(ns[3], -MAX_VEL_2, MAX_VEL_2),
-        ];
+        let (state, terminated) = dynamics(self.state, AVAIL_TORQUE[*action]);
+        self.state = state;
         self.state_is_f32 = false;
-        let s = self.state;
-        let terminated = -s[0].cos() - (s[1] + s[0]).cos() > 1.0;
         if terminated {
             self.phase = EpisodePhase::Terminated;
         }

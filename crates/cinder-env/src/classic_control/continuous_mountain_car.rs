@@ -104,58 +104,6 @@ impl MountainCarContinuous {
     pub fn np_random(&self) -> Option<&NpRandom> {
         self.rng.get()
     }
-
-    // The clamps are written out as in Gymnasium (sequential `if`s), not as `clamp`.
-    /// Step from a float64 state (the first step after a reset).
-    #[allow(clippy::manual_clamp)]
-    fn step_f64(&self, inner: Inner) -> (f64, f64, bool) {
-        let [mut position, mut velocity] = self.state;
-        velocity += inner.as_f64();
-        if velocity > MAX_SPEED {
-            velocity = MAX_SPEED;
-        }
-        if velocity < -MAX_SPEED {
-            velocity = -MAX_SPEED;
-        }
-        position += velocity;
-        if position > MAX_POSITION {
-            position = MAX_POSITION;
-        }
-        if position < MIN_POSITION {
-            position = MIN_POSITION;
-        }
-        if position == MIN_POSITION && velocity < 0.0 {
-            velocity = 0.0;
-        }
-        let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
-        (position, velocity, terminated)
-    }
-
-    /// Step from a float32 state: every operation runs in float32, Python constants rounded.
-    #[allow(clippy::manual_clamp)]
-    fn step_f32(&self, inner: Inner) -> (f64, f64, bool) {
-        let mut position = self.state[0] as f32;
-        let mut velocity = self.state[1] as f32;
-        velocity += inner.as_f32();
-        if velocity > MAX_SPEED as f32 {
-            velocity = MAX_SPEED as f32;
-        }
-        if velocity < -MAX_SPEED as f32 {
-            velocity = -MAX_SPEED as f32;
-        }
-        position += velocity;
-        if position > MAX_POSITION as f32 {
-            position = MAX_POSITION as f32;
-        }
-        if position < MIN_POSITION as f32 {
-            position = MIN_POSITION as f32;
-        }
-        if position == MIN_POSITION as f32 && velocity < 0.0 {
-            velocity = 0.0;
-        }
-        let terminated = position >= GOAL_POSITION as f32 && velocity >= GOAL_VELOCITY as f32;
-        (f64::from(position), f64::from(velocity), terminated)
-    }
 }
 
 /// `force * power - 0.0025 * cos(3 * position)`: an `np.float32` when the action was used as
@@ -179,6 +127,96 @@ impl Inner {
             Inner::Py(x) => x as f32,
         }
     }
+}
+
+// The clamps are written out as in Gymnasium (sequential `if`s), not as `clamp`.
+/// Step from a float64 state (the first step after a reset).
+#[allow(clippy::manual_clamp)]
+fn step_f64(state: [f64; 2], inner: Inner) -> (f64, f64, bool) {
+    let [mut position, mut velocity] = state;
+    velocity += inner.as_f64();
+    if velocity > MAX_SPEED {
+        velocity = MAX_SPEED;
+    }
+    if velocity < -MAX_SPEED {
+        velocity = -MAX_SPEED;
+    }
+    position += velocity;
+    if position > MAX_POSITION {
+        position = MAX_POSITION;
+    }
+    if position < MIN_POSITION {
+        position = MIN_POSITION;
+    }
+    if position == MIN_POSITION && velocity < 0.0 {
+        velocity = 0.0;
+    }
+    let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
+    (position, velocity, terminated)
+}
+
+/// Step from a float32 state: every operation runs in float32, Python constants rounded.
+#[allow(clippy::manual_clamp)]
+fn step_f32(state: [f64; 2], inner: Inner) -> (f64, f64, bool) {
+    let mut position = state[0] as f32;
+    let mut velocity = state[1] as f32;
+    velocity += inner.as_f32();
+    if velocity > MAX_SPEED as f32 {
+        velocity = MAX_SPEED as f32;
+    }
+    if velocity < -MAX_SPEED as f32 {
+        velocity = -MAX_SPEED as f32;
+    }
+    position += velocity;
+    if position > MAX_POSITION as f32 {
+        position = MAX_POSITION as f32;
+    }
+    if position < MIN_POSITION as f32 {
+        position = MIN_POSITION as f32;
+    }
+    if position == MIN_POSITION as f32 && velocity < 0.0 {
+        velocity = 0.0;
+    }
+    let terminated = position >= GOAL_POSITION as f32 && velocity >= GOAL_VELOCITY as f32;
+    (f64::from(position), f64::from(velocity), terminated)
+}
+
+/// The initial state: position from U(-0.6, -0.4), velocity 0 (float64 until the first step).
+#[inline]
+pub(crate) fn initial_state(rng: &mut NpRandom) -> [f64; 2] {
+    [rng.uniform(-0.6, -0.4), 0.0]
+}
+
+/// One step from `state` (holding float32 values when `state_is_f32`, as after any step) with
+/// the unclipped action `a0`, in Gymnasium's types and order of operations: the new state
+/// (float32 values), the reward and whether the goal is reached.
+#[inline]
+pub(crate) fn dynamics(state: [f64; 2], state_is_f32: bool, a0: f32) -> ([f64; 2], f64, bool) {
+    // `3 * position` is a float32 product once the state is float32; math.cos is float64.
+    let three_p = if state_is_f32 {
+        f64::from(3.0 * state[0] as f32)
+    } else {
+        3.0 * state[0]
+    };
+    let gravity_term = 0.0025 * three_p.cos();
+    // force = min(max(a0, -1.0), 1.0): a0 itself (float32) unless clipped to a Python float.
+    let inner = if f64::from(a0) < MIN_ACTION {
+        Inner::Py(MIN_ACTION * POWER - gravity_term)
+    } else if f64::from(a0) > MAX_ACTION {
+        Inner::Py(MAX_ACTION * POWER - gravity_term)
+    } else {
+        Inner::F32(a0 * POWER as f32 - gravity_term as f32)
+    };
+    let (position, velocity, terminated) = if state_is_f32 {
+        step_f32(state, inner)
+    } else {
+        step_f64(state, inner)
+    };
+    // The reward uses the action as given: math.pow(a0, 2) of a float32 is exact in float64.
+    let a = f64::from(a0);
+    let reward = (if terminated { 100.0 } else { 0.0 }) - a * a * 0.1;
+    let state = [f64::from(position as f32), f64::from(velocity as f32)];
+    (state, reward, terminated)
 }
 
 impl Env for MountainCarContinuous {
@@ -209,7 +247,7 @@ impl Env for MountainCarContinuous {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 2], Info)> {
         let rng = self.rng.reset(seed);
-        self.state = [rng.uniform(-0.6, -0.4), 0.0];
+        self.state = initial_state(rng);
         self.state_is_f32 = false;
         self.phase = EpisodePhase::Running;
         Ok((self.state.map(|v| v as f32), Info::default()))
@@ -218,31 +256,8 @@ impl Env for MountainCarContinuous {
     fn step(&mut self, action: &[f32; 1]) -> Result<Step<[f32; 2]>> {
         check_continuous_action(action, 1)?;
         self.phase.check_step()?;
-        let a0 = action[0];
-        // `3 * position` is a float32 product once the state is float32; math.cos is float64.
-        let three_p = if self.state_is_f32 {
-            f64::from(3.0 * self.state[0] as f32)
-        } else {
-            3.0 * self.state[0]
-        };
-        let gravity_term = 0.0025 * three_p.cos();
-        // force = min(max(a0, -1.0), 1.0): a0 itself (float32) unless clipped to a Python float.
-        let inner = if f64::from(a0) < MIN_ACTION {
-            Inner::Py(MIN_ACTION * POWER - gravity_term)
-        } else if f64::from(a0) > MAX_ACTION {
-            Inner::Py(MAX_ACTION * POWER - gravity_term)
-        } else {
-            Inner::F32(a0 * POWER as f32 - gravity_term as f32)
-        };
-        let (position, velocity, terminated) = if self.state_is_f32 {
-            self.step_f32(inner)
-        } else {
-            self.step_f64(inner)
-        };
-        // The reward uses the action as given: math.pow(a0, 2) of a float32 is exact in float64.
-        let a = f64::from(a0);
-        let reward = (if terminated { 100.0 } else { 0.0 }) - a * a * 0.1;
-        self.state = [f64::from(position as f32), f64::from(velocity as f32)];
+        let (state, reward, terminated) = dynamics(self.state, self.state_is_f32, action[0]);
+        self.state = state;
         self.state_is_f32 = true;
         if terminated {
             self.phase = EpisodePhase::Terminated;

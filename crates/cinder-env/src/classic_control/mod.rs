@@ -2,20 +2,32 @@
 //! seeds give the same initial states, and the same actions the same observations (bit for bit
 //! in float32), rewards and flags. `tests/gymnasium_conformance.rs` replays episodes recorded
 //! from Gymnasium to check it.
+//!
+//! Each env also has a struct-of-arrays vector form ([`CartPoleVec`], [`AcrobotVec`],
+//! [`MountainCarVec`], [`MountainCarContinuousVec`], [`PendulumVec`]; see
+//! [`soa_vector`](crate::soa_vector)) that steps many copies at once with identical results.
 
 mod acrobot;
+mod acrobot_vec;
 mod cartpole;
 mod cartpole_vec;
 mod continuous_mountain_car;
+mod continuous_mountain_car_vec;
 mod mountain_car;
+mod mountain_car_vec;
 mod pendulum;
+mod pendulum_vec;
 
 pub use acrobot::Acrobot;
+pub use acrobot_vec::{AcrobotKernel, AcrobotVec};
 pub use cartpole::{CartPole, cartpole_dynamics};
-pub use cartpole_vec::CartPoleVec;
+pub use cartpole_vec::{CartPoleKernel, CartPoleVec};
 pub use continuous_mountain_car::MountainCarContinuous;
+pub use continuous_mountain_car_vec::{MountainCarContinuousKernel, MountainCarContinuousVec};
 pub use mountain_car::MountainCar;
+pub use mountain_car_vec::{MountainCarKernel, MountainCarVec};
 pub use pendulum::{Pendulum, angle_normalize};
+pub use pendulum_vec::{PendulumKernel, PendulumVec};
 
 /// Physical constants of each env, named as in Gymnasium.
 pub mod constants {

@@ -109,6 +109,34 @@ fn clip(x: f64, low: f64, high: f64) -> f64 {
     }
 }
 
+/// The initial state: position from U(-0.6, -0.4), velocity 0.
+#[inline]
+pub(crate) fn initial_state(rng: &mut NpRandom) -> [f64; 2] {
+    [rng.uniform(-0.6, -0.4), 0.0]
+}
+
+/// One step from `(position, velocity)` given `cos(3 * position)`, in Gymnasium's order of
+/// operations: the new position, velocity and whether the goal is reached.
+#[inline(always)]
+pub(crate) fn dynamics(
+    position: f64,
+    velocity: f64,
+    action: usize,
+    cos_3_position: f64,
+) -> (f64, f64, bool) {
+    // `velocity += ...`: the increment is summed first.
+    let velocity = velocity + ((action as f64 - 1.0) * FORCE + cos_3_position * (-GRAVITY));
+    let velocity = clip(velocity, -MAX_SPEED, MAX_SPEED);
+    let position = clip(position + velocity, MIN_POSITION, MAX_POSITION);
+    let velocity = if position == MIN_POSITION && velocity < 0.0 {
+        0.0
+    } else {
+        velocity
+    };
+    let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
+    (position, velocity, terminated)
+}
+
 impl Env for MountainCar {
     crate::env::serde_env_state!();
 
@@ -133,7 +161,7 @@ impl Env for MountainCar {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 2], Info)> {
         let rng = self.rng.reset(seed);
-        self.state = [rng.uniform(-0.6, -0.4), 0.0];
+        self.state = initial_state(rng);
         self.phase = EpisodePhase::Running;
         Ok((self.state.map(|v| v as f32), Info::default()))
     }
@@ -141,15 +169,9 @@ impl Env for MountainCar {
     fn step(&mut self, action: &usize) -> Result<Step<[f32; 2]>> {
         check_discrete_action(*action, 3)?;
         self.phase.check_step()?;
-        let [mut position, mut velocity] = self.state;
-        velocity += (*action as f64 - 1.0) * FORCE + (3.0 * position).cos() * (-GRAVITY);
-        velocity = clip(velocity, -MAX_SPEED, MAX_SPEED);
-        position += velocity;
-        position = clip(position, MIN_POSITION, MAX_POSITION);
-        if position == MIN_POSITION && velocity < 0.0 {
-            velocity = 0.0;
-        }
-        let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
+        let [position, velocity] = self.state;
+        let (position, velocity, terminated) =
+            dynamics(position, velocity, *action, (3.0 * position).cos());
         self.state = [position, velocity];
         if terminated {
             self.phase = EpisodePhase::Terminated;

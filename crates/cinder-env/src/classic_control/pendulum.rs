@@ -85,8 +85,42 @@ impl Default for Pendulum {
 }
 
 /// Gymnasium's `angle_normalize`: `((x + pi) % (2 * pi)) - pi` with Python's floored modulo.
+#[inline]
 pub fn angle_normalize(x: f64) -> f64 {
-    (x + PI).rem_euclid(2.0 * PI) - PI
+    let shifted = x + PI;
+    // The modulo of a value already in [0, 2 pi) is the value itself (fmod is exact): skip it.
+    if (0.0..2.0 * PI).contains(&shifted) {
+        shifted - PI
+    } else {
+        shifted.rem_euclid(2.0 * PI) - PI
+    }
+}
+
+/// The torque applied: the action clipped to `[-MAX_TORQUE, MAX_TORQUE]` in float32.
+#[inline(always)]
+pub(crate) fn clip_torque(action: f32) -> f32 {
+    action.clamp(-MAX_TORQUE as f32, MAX_TORQUE as f32)
+}
+
+/// The initial state: `theta` from U(-pi, pi), then `theta_dot` from U(-1, 1).
+#[inline]
+pub(crate) fn initial_state(rng: &mut NpRandom) -> [f64; 2] {
+    let theta = rng.uniform(-PI, PI);
+    let theta_dot = rng.uniform(-1.0, 1.0);
+    [theta, theta_dot]
+}
+
+/// One step from `(th, thdot)` given `sin(th)` and the clipped torque `u`, in Gymnasium's order
+/// of operations: the new angle, the new angular velocity and the step's cost (minus the reward).
+#[inline(always)]
+pub(crate) fn dynamics(th: f64, thdot: f64, sin_th: f64, u: f32) -> (f64, f64, f64) {
+    let torque_cost = 0.001_f32 * powf2(u);
+    let costs = pow2(angle_normalize(th)) + 0.1 * pow2(thdot) + f64::from(torque_cost);
+    let torque_term = 3.0 / (M * L * L);
+    let newthdot = thdot + (3.0 * G / (2.0 * L) * sin_th + f64::from(torque_term as f32 * u)) * DT;
+    let newthdot = newthdot.clamp(-MAX_SPEED, MAX_SPEED);
+    let newth = th + newthdot * DT;
+    (newth, newthdot, costs)
 }
 
 impl Pendulum {
@@ -144,9 +178,7 @@ impl Env for Pendulum {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<([f32; 3], Info)> {
         let rng = self.rng.reset(seed);
-        let theta = rng.uniform(-PI, PI);
-        let theta_dot = rng.uniform(-1.0, 1.0);
-        self.state = [theta, theta_dot];
+        self.state = initial_state(rng);
         self.phase = EpisodePhase::Running;
         self.last_u = None;
         Ok((self.obs(), Info::default()))
@@ -156,15 +188,9 @@ impl Env for Pendulum {
         check_continuous_action(action, 1)?;
         self.phase.check_step()?;
         let [th, thdot] = self.state;
-        let u = action[0].clamp(-MAX_TORQUE as f32, MAX_TORQUE as f32);
+        let u = clip_torque(action[0]);
         self.last_u = Some(u);
-        let torque_cost = 0.001_f32 * powf2(u);
-        let costs = pow2(angle_normalize(th)) + 0.1 * pow2(thdot) + f64::from(torque_cost);
-        let torque_term = 3.0 / (M * L * L);
-        let newthdot =
-            thdot + (3.0 * G / (2.0 * L) * th.sin() + f64::from(torque_term as f32 * u)) * DT;
-        let newthdot = newthdot.clamp(-MAX_SPEED, MAX_SPEED);
-        let newth = th + newthdot * DT;
+        let (newth, newthdot, costs) = dynamics(th, thdot, th.sin(), u);
         self.state = [newth, newthdot];
         Ok(Step {
             obs: self.obs(),
