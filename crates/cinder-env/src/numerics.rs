@@ -27,10 +27,10 @@ unsafe extern "C" {
 
 /// `x ** 2` for a float64 as Python/NumPy compute it: libm `pow(x, 2.0)`, bit for bit.
 ///
-/// Most calls skip libm: `p = x * x` rounds the exact square `x² = p + e` (`e` exact by FMA).
-/// glibc's `pow` is within 0.54 ulp of `x²` (the bound its source states for the algorithm it
-/// has used since 2.28); when `|e|` is at most a quarter ulp of `p`, every other double is at
-/// least 0.75 ulp from `x²`, so `pow` can only return `p`. Otherwise (`x²` near a rounding
+/// Most calls skip libm: `p = x * x` rounds the exact square `x² = p + e` (`e` exact by Dekker's
+/// product). glibc's `pow` is within 0.54 ulp of `x²` (the bound its source states for the
+/// algorithm it has used since 2.28); when `|e|` is at most 0.45 ulp of `p`, every other double
+/// is at least 0.55 ulp from `x²`, so `pow` can only return `p`. Otherwise (`x²` near a rounding
 /// boundary, a power of two, outside the normal range, not finite) libm decides.
 #[inline]
 pub fn pow2(x: f64) -> f64 {
@@ -38,11 +38,15 @@ pub fn pow2(x: f64) -> f64 {
     let p = x * x;
     let bits = p.to_bits();
     let exponent = bits >> 52;
-    // 2^-822 <= p < 2^1023 (the error term is exact and the ulp normal), p not a power of two.
+    // 2^-822 <= p < 2^1023 (Dekker's product is exact and the ulp normal), p not a power of two.
     if (201..0x7fe).contains(&exponent) && bits & MANTISSA != 0 {
-        let e = x.mul_add(x, -p);
+        // Dekker: x = hi + lo with 26-bit halves; each partial product and sum below is exact.
+        let c = 134_217_729.0 * x; // 2^27 + 1
+        let hi = c - (c - x);
+        let lo = x - hi;
+        let e = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo;
         let ulp = f64::from_bits((exponent - 52) << 52);
-        if e.abs() * 4.0 <= ulp {
+        if e.abs() <= 0.45 * ulp {
             return p;
         }
     }
@@ -210,7 +214,17 @@ mod tests {
         }
         // The slow path is exercised: some squares do round differently.
         assert!(differ > 10, "{differ}");
-        for x in [0.0, -0.0, 1.0, -2.0, 0.5, f64::MIN_POSITIVE, 1e-160, 1e160, 1e200] {
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            -2.0,
+            0.5,
+            f64::MIN_POSITIVE,
+            1e-160,
+            1e160,
+            1e200,
+        ] {
             assert_eq!(pow2(x).to_bits(), x.powf(black_box(2.0)).to_bits(), "{x:e}");
         }
         assert!(pow2(f64::NAN).is_nan());
