@@ -37,7 +37,9 @@ use crate::Error;
 use crate::backend::{BackendKind, BackendTask, dispatch};
 use crate::presets::{Algorithm, AlgorithmConfig};
 use burn::tensor::backend::AutodiffBackend;
-use cinder_env::classic_control::CartPoleVec;
+use cinder_env::classic_control::{
+    AcrobotVec, CartPoleVec, MountainCarContinuousVec, MountainCarVec, PendulumVec,
+};
 use cinder_env::vector::VecStep;
 use cinder_env::wrappers::{FrameLog, RenderCollection};
 use cinder_env::{
@@ -395,69 +397,75 @@ enum Task {
     },
 }
 
-/// PPO's and TRPO's vector env, with same-step autoreset: CartPole-v1's struct-of-arrays vector env
-/// (identical results, faster), or any registered env stepped in lockstep.
+/// PPO's and TRPO's vector env, with same-step autoreset: a classic-control env's
+/// struct-of-arrays vector env (identical results, faster), or any registered env stepped in
+/// lockstep.
 pub enum PpoEnvs {
-    /// `CartPole-v1`.
-    CartPole(CartPoleVec, Vec<usize>),
+    /// A classic-control env with discrete actions, and a buffer for the actions' indices.
+    Discrete(Box<dyn VectorEnv<Action = usize> + Send>, Vec<usize>),
+    /// A classic-control env with a one-dimensional continuous action, and a buffer for them.
+    Continuous(Box<dyn VectorEnv<Action = [f32; 1]> + Send>, Vec<[f32; 1]>),
     /// Any other env.
     Any(SyncVectorEnv<DynEnv>),
 }
 
 fn ppo_envs(env_id: &str, n: usize) -> Result<PpoEnvs, Error> {
-    if env_id == "CartPole-v1" {
-        return Ok(PpoEnvs::CartPole(
-            CartPoleVec::new(n, AutoresetMode::SameStep)?,
-            vec![0; n],
-        ));
+    let same = AutoresetMode::SameStep;
+    let discrete = |envs: Box<dyn VectorEnv<Action = usize> + Send>| {
+        Ok(PpoEnvs::Discrete(envs, Vec::with_capacity(n)))
+    };
+    let continuous = |envs: Box<dyn VectorEnv<Action = [f32; 1]> + Send>| {
+        Ok(PpoEnvs::Continuous(envs, Vec::with_capacity(n)))
+    };
+    match env_id {
+        "CartPole-v1" => discrete(Box::new(CartPoleVec::new(n, same)?)),
+        "Acrobot-v1" => discrete(Box::new(AcrobotVec::new(n, same)?)),
+        "MountainCar-v0" => discrete(Box::new(MountainCarVec::new(n, same)?)),
+        "MountainCarContinuous-v0" => continuous(Box::new(MountainCarContinuousVec::new(n, same)?)),
+        "Pendulum-v1" => continuous(Box::new(PendulumVec::new(n, same)?)),
+        _ => {
+            let envs = (0..n).map(|_| make(env_id)).collect::<Result<_, _>>()?;
+            Ok(PpoEnvs::Any(SyncVectorEnv::new(envs, same)?))
+        }
     }
-    let envs = (0..n).map(|_| make(env_id)).collect::<Result<_, _>>()?;
-    Ok(PpoEnvs::Any(SyncVectorEnv::new(
-        envs,
-        AutoresetMode::SameStep,
-    )?))
+}
+
+/// Dispatches a `VectorEnv` method to the variant's vector env.
+macro_rules! each_envs {
+    ($self:expr, $v:ident => $body:expr) => {
+        match $self {
+            PpoEnvs::Discrete($v, _) => $body,
+            PpoEnvs::Continuous($v, _) => $body,
+            PpoEnvs::Any($v) => $body,
+        }
+    };
 }
 
 impl VectorEnv for PpoEnvs {
     type Action = Value;
 
     fn num_envs(&self) -> usize {
-        match self {
-            Self::CartPole(v, _) => v.num_envs(),
-            Self::Any(v) => v.num_envs(),
-        }
+        each_envs!(self, v => v.num_envs())
     }
     fn single_observation_space(&self) -> &Space {
-        match self {
-            Self::CartPole(v, _) => v.single_observation_space(),
-            Self::Any(v) => v.single_observation_space(),
-        }
+        each_envs!(self, v => v.single_observation_space())
     }
     fn single_action_space(&self) -> &Space {
-        match self {
-            Self::CartPole(v, _) => v.single_action_space(),
-            Self::Any(v) => v.single_action_space(),
-        }
+        each_envs!(self, v => v.single_action_space())
     }
     fn autoreset_mode(&self) -> AutoresetMode {
-        match self {
-            Self::CartPole(v, _) => v.autoreset_mode(),
-            Self::Any(v) => v.autoreset_mode(),
-        }
+        each_envs!(self, v => v.autoreset_mode())
     }
     fn reset(&mut self, seed: Option<u64>) -> cinder_env::Result<&[f32]> {
-        match self {
-            Self::CartPole(v, _) => v.reset(seed),
-            Self::Any(v) => v.reset(seed),
-        }
+        each_envs!(self, v => v.reset(seed))
     }
     fn step(&mut self, actions: &[Value]) -> cinder_env::Result<VecStep<'_>> {
         match self {
-            Self::CartPole(v, indices) => {
-                indices.clear();
+            Self::Discrete(v, buffer) => {
+                buffer.clear();
                 for action in actions {
                     match action {
-                        Value::Discrete(a) => indices.push(*a),
+                        Value::Discrete(a) => buffer.push(*a),
                         Value::Continuous(_) => {
                             return Err(cinder_env::EnvError::ActionKind {
                                 expected: "discrete",
@@ -466,28 +474,40 @@ impl VectorEnv for PpoEnvs {
                         }
                     }
                 }
-                v.step(indices)
+                v.step(buffer)
+            }
+            Self::Continuous(v, buffer) => {
+                buffer.clear();
+                for action in actions {
+                    match action {
+                        Value::Continuous(a) if a.len() == 1 => buffer.push([a[0]]),
+                        Value::Continuous(a) => {
+                            return Err(cinder_env::EnvError::ActionShape {
+                                expected: 1,
+                                got: a.len(),
+                            });
+                        }
+                        Value::Discrete(_) => {
+                            return Err(cinder_env::EnvError::ActionKind {
+                                expected: "continuous",
+                                got: "discrete",
+                            });
+                        }
+                    }
+                }
+                v.step(buffer)
             }
             Self::Any(v) => v.step(actions),
         }
     }
     fn obs_dim(&self) -> usize {
-        match self {
-            Self::CartPole(v, _) => v.obs_dim(),
-            Self::Any(v) => v.obs_dim(),
-        }
+        each_envs!(self, v => v.obs_dim())
     }
     fn save_state(&self) -> cinder_env::Result<EnvState> {
-        match self {
-            Self::CartPole(v, _) => v.save_state(),
-            Self::Any(v) => v.save_state(),
-        }
+        each_envs!(self, v => v.save_state())
     }
     fn load_state(&mut self, state: &EnvState) -> cinder_env::Result<()> {
-        match self {
-            Self::CartPole(v, _) => v.load_state(state),
-            Self::Any(v) => v.load_state(state),
-        }
+        each_envs!(self, v => v.load_state(state))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Environment throughput: Cinder's envs, single and vectorised, beside Gymnasium and Operant.
+//! Environment throughput: Cinder's envs, single and vectorised, beside Gymnasium, Operant and
+//! envpool.
 //!
 //! Every workload takes pre-generated random actions (so that sampling is not timed), steps
 //! until it has taken the requested number of env steps, and resets finished episodes (inside
@@ -6,9 +7,11 @@
 
 use crate::measure::{Measurement, median_of};
 use cinder_env::classic_control::{
-    Acrobot, CartPole, CartPoleVec, MountainCar, MountainCarContinuous, Pendulum,
+    Acrobot, AcrobotKernel, CartPole, CartPoleKernel, MountainCar, MountainCarContinuous,
+    MountainCarContinuousKernel, MountainCarKernel, Pendulum, PendulumKernel,
 };
 use cinder_env::rng::NpRandom;
+use cinder_env::soa_vector::{SoaKernel, SoaVectorEnv};
 use cinder_env::vector::{AutoresetMode, SyncVectorEnv, VectorEnv};
 use cinder_env::wrappers::TimeLimit;
 use cinder_env::{Env, SpaceValue, registry};
@@ -116,11 +119,51 @@ where
     }
 }
 
-/// Throughput of the struct-of-arrays [`CartPoleVec`] with `num_envs` envs (SameStep).
-pub fn bench_cartpole_vec(num_envs: usize, steps: u64, repeats: usize) -> Measurement {
-    let mut envs = CartPoleVec::new(num_envs, AutoresetMode::SameStep).expect("vector env");
-    let actions: Vec<usize> = random_actions(&CartPole::new().action_space(), 7);
+fn bench_kernel<K: SoaKernel>(
+    num_envs: usize,
+    threads: usize,
+    steps: u64,
+    repeats: usize,
+) -> Measurement {
+    let mut envs = SoaVectorEnv::<K>::new(num_envs, AutoresetMode::SameStep)
+        .and_then(|envs| envs.with_threads(threads))
+        .expect("vector env");
+    let actions: Vec<K::Action> = random_actions(&K::Env::default().action_space(), 7);
     median_of(repeats, || run_vector(&mut envs, &actions, steps))
+}
+
+/// The struct-of-arrays vector env of `env_id`, as named in tables.
+pub fn soa_name(env_id: &str) -> &'static str {
+    match env_id {
+        "CartPole-v1" => "CartPoleVec",
+        "Acrobot-v1" => "AcrobotVec",
+        "MountainCar-v0" => "MountainCarVec",
+        "MountainCarContinuous-v0" => "MountainCarContinuousVec",
+        "Pendulum-v1" => "PendulumVec",
+        other => panic!("no struct-of-arrays env for {other}"),
+    }
+}
+
+/// Throughput of `env_id`'s struct-of-arrays vector env with `num_envs` sub-envs on `threads`
+/// threads (SameStep autoreset).
+pub fn bench_soa(
+    env_id: &str,
+    num_envs: usize,
+    threads: usize,
+    steps: u64,
+    repeats: usize,
+) -> Measurement {
+    let (n, t) = (num_envs, threads);
+    match env_id {
+        "CartPole-v1" => bench_kernel::<CartPoleKernel>(n, t, steps, repeats),
+        "Acrobot-v1" => bench_kernel::<AcrobotKernel>(n, t, steps, repeats),
+        "MountainCar-v0" => bench_kernel::<MountainCarKernel>(n, t, steps, repeats),
+        "MountainCarContinuous-v0" => {
+            bench_kernel::<MountainCarContinuousKernel>(n, t, steps, repeats)
+        }
+        "Pendulum-v1" => bench_kernel::<PendulumKernel>(n, t, steps, repeats),
+        other => panic!("no benchmark for {other}"),
+    }
 }
 
 /// Cinder's throughput for `env_id` with `num_envs` envs.
@@ -247,14 +290,15 @@ impl GymnasiumReport {
 fn fmt_rate(m: Option<Measurement>) -> String {
     match m {
         None => "—".to_string(),
-        Some(m) => {
-            let r = m.steps_per_sec();
-            if r >= 1e6 {
-                format!("{:.1} M", r / 1e6)
-            } else {
-                format!("{:.0} k", r / 1e3)
-            }
-        }
+        Some(m) => fmt_rate_value(m.steps_per_sec()),
+    }
+}
+
+fn fmt_rate_value(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.1} M", r / 1e6)
+    } else {
+        format!("{:.0} k", r / 1e3)
     }
 }
 
@@ -263,6 +307,80 @@ fn fmt_ratio(ours: Measurement, theirs: Option<Measurement>) -> String {
         None => "—".to_string(),
         Some(t) => format!("{:.1}×", ours.steps_per_sec() / t.steps_per_sec()),
     }
+}
+
+/// envpool's figures, as printed by `tools/bench_envpool.py`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvpoolReport {
+    /// envpool's version.
+    pub envpool_version: String,
+    /// NumPy's version.
+    pub numpy_version: String,
+    /// Python's version.
+    pub python_version: String,
+    /// One entry per env and thread count.
+    pub results: Vec<EnvpoolResult>,
+}
+
+/// One envpool measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvpoolResult {
+    /// Gymnasium id.
+    pub env_id: String,
+    /// Number of envs stepped together (`batch_size == num_envs`).
+    pub num_envs: usize,
+    /// envpool's `num_threads`.
+    pub threads: usize,
+    /// The timing.
+    pub measurement: Measurement,
+}
+
+impl EnvpoolReport {
+    /// The measurement for `env_id` with `num_envs` envs on `threads` threads, if taken.
+    pub fn find(&self, env_id: &str, num_envs: usize, threads: usize) -> Option<Measurement> {
+        self.results
+            .iter()
+            .find(|r| r.env_id == env_id && r.num_envs == num_envs && r.threads == threads)
+            .map(|r| r.measurement)
+    }
+}
+
+/// One row of the thread comparison: Cinder's struct-of-arrays env and envpool with the same
+/// number of envs and threads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadedRow {
+    /// Gymnasium id.
+    pub env_id: String,
+    /// Number of envs stepped together.
+    pub num_envs: usize,
+    /// Threads used by both.
+    pub threads: usize,
+    /// Cinder's struct-of-arrays vector env.
+    pub cinder: Measurement,
+    /// envpool's figure from the same run, if measured.
+    pub envpool: Option<Measurement>,
+}
+
+/// The thread comparison as a markdown table: steps per wall-clock second and per CPU second.
+pub fn threaded_table(rows: &[ThreadedRow]) -> String {
+    let mut out = String::from(
+        "| env | envs | threads | Cinder implementation | Cinder steps/s | envpool steps/s | Cinder ÷ envpool | Cinder steps per CPU-s |\n\
+         |---|---|---:|---|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.env_id,
+            row.num_envs,
+            row.threads,
+            soa_name(&row.env_id),
+            fmt_rate(Some(row.cinder)),
+            fmt_rate(row.envpool),
+            fmt_ratio(row.cinder, row.envpool),
+            fmt_rate_value(row.cinder.steps_per_cpu_sec()),
+        ));
+    }
+    out
 }
 
 /// The results as a markdown table (steps per wall-clock second).

@@ -15,8 +15,8 @@ use cinder_bench::backends::{
     BackendsArgs, BackendsReport, Environment, Progress, bench_backend, run_torch, torch_available,
 };
 use cinder_bench::envs::{
-    ENV_IDS, EnvRow, GymnasiumReport, SETTINGS, bench_cartpole_vec, bench_cinder, bench_operant,
-    markdown_table, setting_label,
+    ENV_IDS, EnvRow, EnvpoolReport, GymnasiumReport, SETTINGS, ThreadedRow, bench_cinder,
+    bench_operant, bench_soa, markdown_table, setting_label, soa_name, threaded_table,
 };
 use cinder_bench::measure::machine_description;
 use clap::{Parser, Subcommand};
@@ -36,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Env steps per second: Cinder vs Gymnasium (same run) vs Operant.
+    /// Env steps per second: Cinder vs Gymnasium, Operant and envpool, in the same run.
     Envs(EnvsArgs),
     /// PPO on CartPole-v1: Cinder vs CleanRL's ppo.py (PyTorch) vs rl4burn, seed by seed.
     Ppo(PpoArgs),
@@ -381,6 +381,18 @@ struct EnvsArgs {
     /// Skip Gymnasium even if it is importable.
     #[arg(long)]
     no_gymnasium: bool,
+    /// Sub-envs of the thread comparison with envpool.
+    #[arg(long, default_value_t = 1024)]
+    threaded_envs: usize,
+    /// Thread counts of the thread comparison (Cinder's struct-of-arrays envs and envpool).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Env steps per envpool measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    envpool_steps: u64,
+    /// Skip envpool even if it is importable.
+    #[arg(long)]
+    no_envpool: bool,
     /// Only these envs (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     envs: Option<Vec<String>>,
@@ -430,6 +442,48 @@ fn gymnasium_report(args: &EnvsArgs, env_ids: &[String]) -> Result<Option<Gymnas
     ))
 }
 
+fn envpool_report(args: &EnvsArgs, env_ids: &[String]) -> Result<Option<EnvpoolReport>> {
+    if args.no_envpool {
+        return Ok(None);
+    }
+    let probe = Command::new(&args.python)
+        .args(["-c", "import envpool"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "envpool is not importable with `{}`: skipping the envpool column \
+             (../shared/peers/setup.sh installs it, or pass --python)",
+            args.python
+        );
+        return Ok(None);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/bench_envpool.py");
+    eprintln!("measuring envpool ({script}) ...");
+    let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
+    let output = Command::new(&args.python)
+        .args(["-W", "ignore", script, "--steps"])
+        .arg(args.envpool_steps.to_string())
+        .arg("--num-envs")
+        .arg(args.threaded_envs.to_string())
+        .arg("--threads")
+        .arg(threads.join(","))
+        .arg("--repeats")
+        .arg(args.gymnasium_repeats.to_string())
+        .arg("--envs")
+        .arg(env_ids.join(","))
+        .output()
+        .context("running tools/bench_envpool.py")?;
+    if !output.status.success() {
+        bail!(
+            "tools/bench_envpool.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(Some(
+        serde_json::from_slice(&output.stdout).context("parsing tools/bench_envpool.py output")?,
+    ))
+}
+
 fn run_envs(args: EnvsArgs) -> Result<()> {
     let env_ids: Vec<String> = match &args.envs {
         Some(ids) => ids.clone(),
@@ -441,16 +495,18 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
         }
     }
     // Python first, so both sides see the machine in the same state and neither competes.
+    if args.threads.contains(&0) || args.threaded_envs == 0 {
+        bail!("--threads and --threaded-envs must be at least 1");
+    }
     let gym = gymnasium_report(&args, &env_ids)?;
+    let envpool = envpool_report(&args, &env_ids)?;
     let mut rows = Vec::new();
     let total = env_ids.len() * SETTINGS.len();
+    let mut done = 0;
     for id in &env_ids {
         for &n in &SETTINGS {
-            eprintln!(
-                "[{:>2}/{total}] {id} {} ...",
-                rows.len() + 1,
-                setting_label(n)
-            );
+            done += 1;
+            eprintln!("[{done:>2}/{total}] {id} {} ...", setting_label(n));
             let cinder = bench_cinder(id, n, args.steps, args.repeats);
             let operant = bench_operant(id, n, args.steps, args.repeats);
             let gymnasium = gym.as_ref().and_then(|g| g.find(id, n));
@@ -462,16 +518,34 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
                 gymnasium,
                 operant,
             });
-            if id == "CartPole-v1" && n > 1 {
+            if n > 1 {
                 rows.push(EnvRow {
                     env_id: id.clone(),
                     num_envs: n,
-                    implementation: "CartPoleVec (SoA)".into(),
-                    cinder: bench_cartpole_vec(n, args.steps, args.repeats),
+                    implementation: format!("{} (SoA)", soa_name(id)),
+                    cinder: bench_soa(id, n, 1, args.steps, args.repeats),
                     gymnasium,
                     operant,
                 });
             }
+        }
+    }
+    let mut threaded = Vec::new();
+    for id in &env_ids {
+        for &threads in &args.threads {
+            eprintln!(
+                "{id}: {} envs on {threads} thread(s) ...",
+                args.threaded_envs
+            );
+            threaded.push(ThreadedRow {
+                env_id: id.clone(),
+                num_envs: args.threaded_envs,
+                threads,
+                cinder: bench_soa(id, args.threaded_envs, threads, args.steps, args.repeats),
+                envpool: envpool
+                    .as_ref()
+                    .and_then(|e| e.find(id, args.threaded_envs, threads)),
+            });
         }
     }
     let machine = machine_description();
@@ -481,7 +555,8 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
     table.push_str(&format!(
         "\nMachine: {machine}. Steps per wall-clock second, median of {} runs of {} steps \
          (Gymnasium: median of {} runs of {} steps after a warm-up{}), random actions, resets included. Cinder: typed envs with their \
-         TimeLimit, `SyncVectorEnv` in SameStep mode. Operant {}: {operant_build}.\n",
+         TimeLimit; `SyncVectorEnv` and the struct-of-arrays envs (SoA, one thread) in SameStep mode. \
+         Operant {}: {operant_build}.\n",
         args.repeats,
         args.steps,
         args.gymnasium_repeats,
@@ -494,6 +569,24 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
             .unwrap_or_default(),
         "0.3.3",
     ));
+    table.push_str(&format!(
+        "\nWith threads: {} envs on 1 and more threads, Cinder's struct-of-arrays envs \
+         (`with_threads`) against envpool (`num_threads`, `batch_size` = envs, synchronous `step` \
+         from Python{}) with the same thread count; median of {} runs ({} steps for Cinder, {} for \
+         envpool).\n\n",
+        args.threaded_envs,
+        envpool
+            .as_ref()
+            .map(|e| format!(
+                ", envpool {} / numpy {} / Python {}",
+                e.envpool_version, e.numpy_version, e.python_version
+            ))
+            .unwrap_or_default(),
+        args.repeats,
+        args.steps,
+        args.envpool_steps,
+    ));
+    table.push_str(&threaded_table(&threaded));
     println!("{table}");
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out)?;
@@ -504,6 +597,8 @@ fn run_envs(args: EnvsArgs) -> Result<()> {
             "gymnasium": gym,
             "operant_build": operant_build,
             "rows": rows,
+            "envpool": envpool,
+            "threaded": threaded,
         });
         std::fs::write(out.join("envs.json"), serde_json::to_string_pretty(&json)?)?;
         std::fs::write(out.join("envs.md"), &table)?;
@@ -547,6 +642,13 @@ struct SuiteArgs {
     /// they go to a temporary directory, removed once the curves (`<stem>_curves.svg`) are drawn.
     #[arg(long)]
     runs: Option<PathBuf>,
+    /// Python with Stable-Baselines3 (`shared/peers/setup.sh`): runs SB3 + RL Zoo's PPO on the
+    /// same envs and seeds in the same run (PPO only), first, and adds the comparison table.
+    #[arg(long)]
+    sb3_python: Option<String>,
+    /// The SB3 + RL Zoo script.
+    #[arg(long, default_value = "../shared/peers/ppo_sb3_zoo.py")]
+    sb3_script: PathBuf,
 }
 
 fn run_suite(args: SuiteArgs) -> Result<()> {
@@ -558,6 +660,33 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
         .map(|a| a.parse::<Algorithm>())
         .collect::<Result<Vec<_>, _>>()?;
     let runs_dir = RunsDir::new(args.runs.clone(), &args.stem)?;
+    // The peer first, so that both sides see the machine in the same state.
+    let mut sb3_runs = Vec::new();
+    if let Some(python) = &args.sb3_python {
+        if !algorithms.contains(&Algorithm::Ppo) {
+            bail!("--sb3-python compares PPO: include ppo in --algos");
+        }
+        if !args.sb3_script.exists() {
+            bail!("no SB3 + RL Zoo script at {}", args.sb3_script.display());
+        }
+        for env in &args.envs {
+            for &seed in &args.seeds {
+                eprint!("SB3 + RL Zoo PPO {env} seed {seed} ... ");
+                let run = cinder_bench::suite::run_sb3_zoo(
+                    python,
+                    &args.sb3_script,
+                    env,
+                    seed,
+                    args.eval_episodes,
+                )?;
+                eprintln!(
+                    "{:.1} ± {:.1} ({} steps, {:.1} s)",
+                    run.eval_mean, run.eval_std, run.total_timesteps, run.wall_s
+                );
+                sb3_runs.push(run);
+            }
+        }
+    }
     let mut dirs = Vec::new();
     let mut runs = Vec::new();
     for &algorithm in &algorithms {
@@ -595,6 +724,24 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
         args.backend,
         args.eval_episodes
     ));
+    if let (Some(python), false) = (&args.sb3_python, sb3_runs.is_empty()) {
+        let sb3_version = Command::new(python)
+            .args([
+                "-c",
+                "import stable_baselines3; print(stable_baselines3.__version__)",
+            ])
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "(version unknown)".into());
+        table.push_str(&format!(
+            "\nPPO against Stable-Baselines3 {} with the RL Zoo's hyperparameters \
+             (`shared/peers/ppo_sb3_zoo.py`: PyTorch {} on the CPU, 1 thread, the Zoo's budget; \
+             greedy evaluation over {} episodes), same envs and seeds, in the same run:\n\n",
+            sb3_version, sb3_runs[0].torch, args.eval_episodes,
+        ));
+        table.push_str(&cinder_bench::suite::sb3_table(&runs, &sb3_runs));
+    }
     println!("{table}");
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out)?;
@@ -602,6 +749,7 @@ fn run_suite(args: SuiteArgs) -> Result<()> {
             "machine": machine,
             "eval_episodes": args.eval_episodes,
             "runs": runs,
+            "sb3_zoo": sb3_runs,
         });
         let stem = &args.stem;
         std::fs::write(

@@ -189,3 +189,100 @@ pub fn markdown_table(runs: &[SuiteRun]) -> String {
     }
     t
 }
+
+/// One Stable-Baselines3 PPO run with the RL Zoo's hyperparameters (`shared/peers/ppo_sb3_zoo.py`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sb3Run {
+    /// The env id.
+    pub env: String,
+    /// The seed.
+    pub seed: u64,
+    /// Env steps trained (the Zoo's budget).
+    pub total_timesteps: u64,
+    /// Training wall-clock seconds (`model.learn`).
+    pub wall_s: f64,
+    /// Training CPU seconds.
+    pub cpu_s: f64,
+    /// Greedy evaluation: mean return.
+    pub eval_mean: f64,
+    /// Greedy evaluation: standard deviation of the returns.
+    pub eval_std: f64,
+    /// PyTorch's version.
+    pub torch: String,
+}
+
+/// Runs `script` (`shared/peers/ppo_sb3_zoo.py`) with `python` for `env` and `seed`, one torch
+/// thread, evaluating over `episodes` greedy episodes.
+pub fn run_sb3_zoo(
+    python: &str,
+    script: &std::path::Path,
+    env: &str,
+    seed: u64,
+    episodes: usize,
+) -> Result<Sb3Run> {
+    use anyhow::{Context, bail};
+    let out = std::env::temp_dir().join(format!(
+        "cinder-sb3-{env}-{seed}-{}.json",
+        std::process::id()
+    ));
+    let status = std::process::Command::new(python)
+        .args(["-W", "ignore"])
+        .arg(script)
+        .args(["--env", env, "--seed", &seed.to_string(), "--threads", "1"])
+        .args(["--episodes", &episodes.to_string()])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "{} failed for {env} seed {seed} ({status})",
+            script.display()
+        );
+    }
+    let text = std::fs::read_to_string(&out).context("reading the SB3 result")?;
+    let _ = std::fs::remove_file(&out);
+    serde_json::from_str(&text).context("parsing the SB3 result")
+}
+
+/// Cinder's PPO presets against SB3 + RL Zoo, env by env: greedy returns (mean over seeds),
+/// median training seconds and their ratio. Envs without runs on both sides are left out.
+pub fn sb3_table(cinder: &[SuiteRun], sb3: &[Sb3Run]) -> String {
+    use crate::measure::median;
+    let mut t = String::from(
+        "| env | seeds | Cinder greedy return | SB3 + Zoo greedy return | Cinder steps | SB3 steps | \
+         Cinder train s (median) | SB3 train s (median) | SB3 ÷ Cinder (time) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut envs: Vec<&str> = Vec::new();
+    for run in sb3 {
+        if !envs.contains(&run.env.as_str()) {
+            envs.push(&run.env);
+        }
+    }
+    for env in envs {
+        let ours: Vec<&SuiteRun> = cinder
+            .iter()
+            .filter(|r| r.algorithm == "ppo" && r.env == env)
+            .collect();
+        let theirs: Vec<&Sb3Run> = sb3.iter().filter(|r| r.env == env).collect();
+        if ours.is_empty() {
+            continue;
+        }
+        let seeds: Vec<String> = ours.iter().map(|r| r.seed.to_string()).collect();
+        let (our_return, _) = mean_std(&ours.iter().map(|r| r.eval_mean).collect::<Vec<_>>());
+        let (their_return, _) = mean_std(&theirs.iter().map(|r| r.eval_mean).collect::<Vec<_>>());
+        let our_s = median(ours.iter().map(|r| r.train_s).collect());
+        let their_s = median(theirs.iter().map(|r| r.wall_s).collect());
+        let our_steps = median(ours.iter().map(|r| r.steps as f64).collect());
+        let their_steps = median(theirs.iter().map(|r| r.total_timesteps as f64).collect());
+        t.push_str(&format!(
+            "| {env} | {} | {our_return:.1} | {their_return:.1} | {our_steps:.0} | {their_steps:.0} | \
+             {our_s:.1} | {their_s:.1} | {:.1}× |\n",
+            seeds.join(", "),
+            their_s / our_s
+        ));
+    }
+    t
+}

@@ -3,7 +3,8 @@
 
 use cinder::backend::BackendKind;
 use cinder_bench::envs::{
-    ENV_IDS, EnvRow, bench_cartpole_vec, bench_cinder, bench_operant, markdown_table as envs_table,
+    ENV_IDS, EnvRow, ThreadedRow, bench_cinder, bench_operant, bench_soa,
+    markdown_table as envs_table, threaded_table,
 };
 use cinder_bench::measure::{Measurement, median_of};
 use cinder_bench::methods::{Method, MethodRun, markdown_table as methods_table, run_method};
@@ -35,7 +36,11 @@ fn every_workload_runs_and_gives_finite_rates() {
             assert!(m.steps >= 2_000, "{id} {n}");
             assert!(m.steps_per_sec().is_finite() && m.steps_per_sec() > 0.0);
         }
-        assert!(bench_cartpole_vec(8, 2_000, 1).steps >= 2_000);
+        for threads in [1, 2] {
+            let m = bench_soa(id, 8, threads, 2_000, 1);
+            assert!(m.steps >= 2_000, "{id} {threads} threads");
+            assert!(m.steps_per_sec().is_finite() && m.steps_per_cpu_sec().is_finite());
+        }
         if let Some(m) = bench_operant(id, 8, 2_000, 1) {
             assert!(m.steps >= 2_000);
             assert!(m.steps_per_sec().is_finite());
@@ -62,6 +67,28 @@ fn table_has_a_row_per_result() {
     assert!(table.contains("| CartPole-v1 | vec8 | SyncVectorEnv |"));
     assert!(table.contains("2.0×"));
     assert_eq!(table.lines().count(), 3);
+    // 3 M steps in 1 s of wall time and 2 s of CPU time, against envpool's 100 k.
+    let cinder = Measurement {
+        steps: 3_000_000,
+        wall_s: 1.0,
+        cpu_s: 2.0,
+    };
+    let envpool = Measurement {
+        steps: 100_000,
+        ..cinder
+    };
+    let rows = vec![ThreadedRow {
+        env_id: "Pendulum-v1".into(),
+        num_envs: 1024,
+        threads: 2,
+        cinder,
+        envpool: Some(envpool),
+    }];
+    let table = threaded_table(&rows);
+    assert!(
+        table.contains("| Pendulum-v1 | 1024 | 2 | PendulumVec | 3.0 M | 100 k | 30.0× | 1.5 M |"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -241,4 +268,44 @@ fn rl4burn_progress_lines_parse_and_peers_get_their_ratios() {
         table.contains("Peer 33.0 s wall / 66.0 s CPU: Cinder is **11.0×** faster in wall-clock time and 22.0× in CPU time"),
         "{table}"
     );
+}
+
+#[test]
+fn the_sb3_table_sets_presets_against_the_zoo() {
+    use cinder_bench::suite::{Sb3Run, SuiteRun, sb3_table};
+    let ours = |seed, eval_mean, train_s| SuiteRun {
+        algorithm: "ppo".into(),
+        env: "Pendulum-v1".into(),
+        seed,
+        preset: true,
+        steps: 98_304,
+        train_s,
+        wall_s: train_s + 1.0,
+        steps_per_s: 98_304.0 / train_s,
+        eval_mean,
+        eval_std: 1.0,
+        eval_episodes: 20,
+    };
+    let theirs = |seed, eval_mean, wall_s| Sb3Run {
+        env: "Pendulum-v1".into(),
+        seed,
+        total_timesteps: 100_000,
+        wall_s,
+        cpu_s: wall_s,
+        eval_mean,
+        eval_std: 1.0,
+        torch: "2.x".into(),
+    };
+    // Cinder: returns -150 and -170 (mean -160), 4 s and 6 s (median 5); SB3: -180 and -200
+    // (mean -190), 40 s and 60 s (median 50): 10× the time.
+    let cinder = [ours(1, -150.0, 4.0), ours(2, -170.0, 6.0)];
+    let sb3 = [theirs(1, -180.0, 40.0), theirs(2, -200.0, 60.0)];
+    let table = sb3_table(&cinder, &sb3);
+    assert!(
+        table.contains(
+            "| Pendulum-v1 | 1, 2 | -160.0 | -190.0 | 98304 | 100000 | 5.0 | 50.0 | 10.0× |"
+        ),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 3);
 }

@@ -17,9 +17,11 @@
 //! ## Threads
 //!
 //! [`SoaVectorEnv::with_threads`] splits the sub-envs into that many contiguous shards, stepped in
-//! parallel on a pool of as many threads. Sub-envs never interact, and each keeps its own random
-//! generator, so the results do not depend on the thread count (a test checks it). Threads pay
-//! off when a step's work outweighs waking them: thousands of sub-envs, or an expensive env.
+//! parallel: the first on the calling thread, the others on a pool of threads kept for the env
+//! (the caller spins, rather than sleeps, until they finish: a step takes microseconds).
+//! Sub-envs never interact, and each keeps its own random generator, so the results do not
+//! depend on the thread count (a test checks it). Threads pay off when a step's work outweighs
+//! handing it over: about a thousand sub-envs, or fewer of an expensive env such as Acrobot.
 //!
 //! ```
 //! use cinder_env::classic_control::PendulumVec;
@@ -39,6 +41,7 @@ use crate::space::{Space, SpaceValue};
 use crate::vector::{AutoresetMode, VecBuffers, VecStep, VectorEnv, sub_env_error};
 use serde::{Serialize, de::DeserializeOwned};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The dynamics of `n` sub-envs of one kind, in struct-of-arrays layout: the part of a
 /// [`SoaVectorEnv`] that depends on the env.
@@ -163,6 +166,16 @@ impl<K: SoaKernel> Shard<K> {
     }
 }
 
+/// Counts a shard as done when dropped: after its step, or while a panic unwinds it (so the
+/// caller's wait ends and the scope passes the panic on).
+struct Done<'a>(&'a AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// `num_envs` sub-envs of one kind with their time limit, in struct-of-arrays layout, stepped
 /// together with automatic reset. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -229,6 +242,12 @@ impl<K: SoaKernel> SoaVectorEnv<K> {
     /// Steps the sub-envs on `threads` threads (1: the calling thread), in as many contiguous
     /// shards; more threads than sub-envs is capped at one per sub-env. The results are the same
     /// for every thread count.
+    ///
+    /// Each step hands the shards to the threads and waits for the slowest, which costs
+    /// microseconds: threads pay off when every shard has several microseconds of work — about
+    /// 512 sub-envs per thread for CartPole or MountainCar, a few dozen for Acrobot
+    /// (`cinder-bench envs` measures 1024 envs on 1 and 2 threads). With fewer, one thread is
+    /// faster.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         if threads == 0 {
             return Err(EnvError::InvalidConfig(
@@ -250,9 +269,10 @@ impl<K: SoaKernel> SoaVectorEnv<K> {
                 shard
             })
             .collect();
+        // The calling thread steps the first shard: the pool has one thread fewer.
         self.pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
+                .num_threads(threads - 1)
                 .thread_name(|i| format!("cinder-env-{i}"))
                 .build()
                 .map_err(|e| {
@@ -456,14 +476,40 @@ impl<K: SoaKernel> VectorEnv for SoaVectorEnv<K> {
                 }
             }
             Some(pool) => {
-                let outputs = Self::outputs(&mut self.out, self.shards.len());
-                let mut start = 0;
-                pool.scope(|scope| {
-                    for (shard, out) in self.shards.iter_mut().zip(outputs) {
+                let mut outputs = Self::outputs(&mut self.out, self.shards.len());
+                let first_out = outputs.next();
+                let (first, rest) = self.shards.split_at_mut(1);
+                let first_len = first[0].kernel.len();
+                let actions = &self.actions;
+                let pending = AtomicUsize::new(rest.len());
+                pool.in_place_scope(|scope| {
+                    // Every shard but the first on the pool ...
+                    let mut start = first_len;
+                    for (shard, out) in rest.iter_mut().zip(outputs) {
                         let len = shard.kernel.len();
-                        let actions = &self.actions[start..start + len];
+                        let shard_actions = &actions[start..start + len];
                         start += len;
-                        scope.spawn(move |_| shard.step(mode, limit, actions, out));
+                        let done = Done(&pending);
+                        scope.spawn(move |_| {
+                            shard.step(mode, limit, shard_actions, out);
+                            drop(done);
+                        });
+                    }
+                    // ... and the first on the calling thread meanwhile.
+                    if let Some(out) = first_out {
+                        first[0].step(mode, limit, &actions[..first_len], out);
+                    }
+                    // Spin rather than sleep until the others finish (a step takes microseconds,
+                    // less than a sleeping thread takes to wake), yielding the core after a
+                    // while in case a shard's thread waits for it.
+                    let mut spins = 0u32;
+                    while pending.load(Ordering::Acquire) > 0 {
+                        if spins < 4096 {
+                            spins += 1;
+                            std::hint::spin_loop();
+                        } else {
+                            std::thread::yield_now();
+                        }
                     }
                 });
             }
