@@ -11,25 +11,13 @@ median of `--repeats` runs after one warm-up run.
 import argparse
 import json
 import platform
-import time
 
 import envpool
 import numpy as np
 
+from bench_gymnasium import timed  # same timing (median of repeats after a warm-up)
+
 ENVS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
-
-
-def timed(fn, repeats):
-    """Median (by wall time) of `repeats` runs of `fn`, after one untimed warm-up run."""
-    fn()
-    runs = []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        steps = fn()
-        runs.append({"steps": steps, "wall_s": time.perf_counter() - w0,
-                     "cpu_s": time.process_time() - c0})
-    runs.sort(key=lambda r: r["wall_s"])
-    return runs[len(runs) // 2]
 
 
 def bench(env_id, num_envs, threads, steps, repeats):

@@ -337,35 +337,23 @@ impl<K: SoaKernel> SoaVectorEnv<K> {
             infos,
             autoreset,
         };
-        shard_lengths(num_envs, parts).map(move |n| {
-            let (obs, obs_rest) = std::mem::take(&mut rest.obs).split_at_mut(n * d);
-            let (final_obs, final_rest) = std::mem::take(&mut rest.final_obs).split_at_mut(n * d);
-            let (rewards, rewards_rest) = std::mem::take(&mut rest.rewards).split_at_mut(n);
-            let (terminated, terminated_rest) =
-                std::mem::take(&mut rest.terminated).split_at_mut(n);
-            let (truncated, truncated_rest) = std::mem::take(&mut rest.truncated).split_at_mut(n);
-            let (infos, infos_rest) = std::mem::take(&mut rest.infos).split_at_mut(n);
-            let (autoreset, autoreset_rest) = std::mem::take(&mut rest.autoreset).split_at_mut(n);
-            rest = Outputs {
-                obs: obs_rest,
-                final_obs: final_rest,
-                rewards: rewards_rest,
-                terminated: terminated_rest,
-                truncated: truncated_rest,
-                infos: infos_rest,
-                autoreset: autoreset_rest,
-            };
-            Outputs {
-                obs,
-                final_obs,
-                rewards,
-                terminated,
-                truncated,
-                infos,
-                autoreset,
-            }
+        shard_lengths(num_envs, parts).map(move |n| Outputs {
+            obs: split_off_front(&mut rest.obs, n * d),
+            final_obs: split_off_front(&mut rest.final_obs, n * d),
+            rewards: split_off_front(&mut rest.rewards, n),
+            terminated: split_off_front(&mut rest.terminated, n),
+            truncated: split_off_front(&mut rest.truncated, n),
+            infos: split_off_front(&mut rest.infos, n),
+            autoreset: split_off_front(&mut rest.autoreset, n),
         })
     }
+}
+
+/// The first `n` items of `rest`, which keeps the others.
+fn split_off_front<'a, T>(rest: &mut &'a mut [T], n: usize) -> &'a mut [T] {
+    let (front, back) = std::mem::take(rest).split_at_mut(n);
+    *rest = back;
+    front
 }
 
 /// The lengths of `parts` contiguous shards of `num_envs` sub-envs: as equal as possible, the
