@@ -406,7 +406,7 @@ pub enum PpoEnvs {
     /// A classic-control env with a one-dimensional continuous action, and a buffer for them.
     Continuous(Box<dyn VectorEnv<Action = [f32; 1]> + Send>, Vec<[f32; 1]>),
     /// Any other env.
-    Any(SyncVectorEnv<DynEnv>),
+    Any(Box<SyncVectorEnv<DynEnv>>),
 }
 
 fn ppo_envs(env_id: &str, n: usize) -> Result<PpoEnvs, Error> {
@@ -425,7 +425,7 @@ fn ppo_envs(env_id: &str, n: usize) -> Result<PpoEnvs, Error> {
         "Pendulum-v1" => continuous(Box::new(PendulumVec::new(n, same)?)),
         _ => {
             let envs = (0..n).map(|_| make(env_id)).collect::<Result<_, _>>()?;
-            Ok(PpoEnvs::Any(SyncVectorEnv::new(envs, same)?))
+            Ok(PpoEnvs::Any(Box::new(SyncVectorEnv::new(envs, same)?)))
         }
     }
 }
