@@ -355,7 +355,9 @@ impl BackendTask for FisherProducts {
             Ok(fx.iter().zip(x).map(|(f, x)| f + 0.1 * x).collect())
         };
         let x0 = vec![0.0; layout.len()];
-        let direction = conjugate_gradient(damped, &gradient, &x0, 10, 1e-10)
+        // Three iterations: each is one more product by the same kernels (on lavapipe, CI's
+        // software Vulkan, every product costs seconds).
+        let direction = conjugate_gradient(damped, &gradient, &x0, 3, 1e-10)
             .unwrap()
             .x;
         // The finite-difference product last: it is compared with a looser, relative tolerance.
@@ -413,6 +415,10 @@ fn trpo_trains_on_wgpu() {
             "batch_size=32",
             "total_timesteps=128",
             "n_critic_updates=2",
+            // Few conjugate-gradient and line-search steps: each is a nested-autodiff Fisher
+            // product or a policy evaluation by kernels already run, seconds each on lavapipe.
+            "cg_max_steps=3",
+            "line_search_max_iter=3",
         ],
     );
     assert_eq!((cartpole.updates, cartpole.total_steps), (2, 128));
@@ -426,6 +432,8 @@ fn trpo_trains_on_wgpu() {
             "total_timesteps=128",
             "n_critic_updates=2",
             "normalize_obs=true",
+            "cg_max_steps=3",
+            "line_search_max_iter=3",
         ],
     );
     assert_eq!((pendulum.updates, pendulum.total_steps), (1, 128));
