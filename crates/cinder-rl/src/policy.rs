@@ -14,6 +14,7 @@ use crate::distributions::{
     Categorical, DiagGaussian, HALF_LN_2PI, sample_categorical, standard_normal,
 };
 use crate::error::{Result, RlError};
+use crate::host_policy::{HostLinear, HostMlp, HostPolicy};
 use crate::tensors::{read, tensor2};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Initializer, Module, Param};
@@ -154,6 +155,13 @@ pub trait Policy<B: Backend>: Module<B> {
         obs: Tensor<B, 2>,
     ) -> (PolicyDistribution<B>, Option<Tensor<B, 2>>) {
         (self.distribution(obs), None)
+    }
+
+    /// A copy of the policy on the host for the rollouts' small batches
+    /// ([`crate::host_policy`]), or `None` (the default): the rollouts then run the policy on
+    /// the backend. Offer one only when it computes what [`Policy::forward`] computes.
+    fn host_policy(&self) -> Option<HostPolicy> {
+        None
     }
 }
 
@@ -523,6 +531,27 @@ impl<B: Backend> Mlp<B> {
     pub fn layers(&self) -> &[Linear<B>] {
         &self.layers
     }
+
+    /// A copy on the host (one read of every weight), for [`crate::host_policy`].
+    pub fn to_host(&self) -> Result<HostMlp> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let [d_in, d_out] = layer.weight.val().dims();
+                HostLinear {
+                    weight: read(layer.weight.val()),
+                    bias: layer
+                        .bias
+                        .as_ref()
+                        .map_or_else(|| vec![0.0; d_out], |b| read(b.val())),
+                    d_in,
+                    d_out,
+                }
+            })
+            .collect();
+        HostMlp::new(layers, self.activation)
+    }
 }
 
 /// A `rows × cols` matrix (row-major) with orthonormal columns (if `rows >= cols`) or rows
@@ -716,37 +745,12 @@ impl<B: Backend> PolicyDistribution<B> {
     pub fn sample(self, rng: &mut NpRandom) -> SampledActions {
         match self {
             Self::Categorical(c) => {
-                let [rows, k] = c.log_probs.dims();
-                let all = read(c.log_probs);
-                let mut sampled = SampledActions::with_capacity(rows, 1);
-                for row in all.chunks(k) {
-                    let probs: Vec<f32> = row.iter().map(|l| l.exp()).collect();
-                    let a = sample_categorical(&probs, rng);
-                    sampled.flat.push(a as f32);
-                    sampled.log_probs.push(row[a]);
-                    sampled.actions.push(Value::Discrete(a));
-                }
-                sampled
+                let [_, k] = c.log_probs.dims();
+                SampledActions::categorical(&read(c.log_probs), k, rng)
             }
             Self::Gaussian(g) => {
-                let [rows, w] = g.mean.dims();
-                let mean = read(g.mean);
-                let log_std = read(g.log_std);
-                let mut sampled = SampledActions::with_capacity(rows, w);
-                for (mean, log_std) in mean.chunks(w).zip(log_std.chunks(w)) {
-                    let mut log_prob = 0.0f32;
-                    let start = sampled.flat.len();
-                    for (&mu, &ls) in mean.iter().zip(log_std) {
-                        let z = standard_normal(rng) as f32;
-                        sampled.flat.push(mu + ls.exp() * z);
-                        log_prob += -0.5 * z * z - ls - HALF_LN_2PI;
-                    }
-                    sampled.log_probs.push(log_prob);
-                    sampled
-                        .actions
-                        .push(Value::Continuous(sampled.flat[start..].to_vec()));
-                }
-                sampled
+                let [_, w] = g.mean.dims();
+                SampledActions::gaussian(&read(g.mean), &read(g.log_std), w, rng)
             }
         }
     }
@@ -825,6 +829,50 @@ impl SampledActions {
             flat: Vec::with_capacity(rows * width),
             log_probs: Vec::with_capacity(rows),
         }
+    }
+
+    /// One action per row of a categorical's log-probabilities `[rows, k]` (row-major), by
+    /// inverse CDF on `rng` (one uniform per row).
+    pub fn categorical(log_probs: &[f32], k: usize, rng: &mut NpRandom) -> Self {
+        let rows = log_probs.len() / k.max(1);
+        let mut sampled = Self::with_capacity(rows, 1);
+        let mut probs = vec![0f32; k];
+        for row in log_probs.chunks_exact(k.max(1)) {
+            probs.iter_mut().zip(row).for_each(|(p, l)| *p = l.exp());
+            let a = sample_categorical(&probs, rng);
+            sampled.flat.push(a as f32);
+            sampled.log_probs.push(row[a]);
+            sampled.actions.push(Value::Discrete(a));
+        }
+        sampled
+    }
+
+    /// One action per row of a diagonal Gaussian, `mean + exp(log_std) · z` with `z` standard
+    /// normal on `rng` (one per dimension, row by row). `mean` is `[rows, w]`; `log_std` is
+    /// `[rows, w]` or one row `[w]` shared by all.
+    pub fn gaussian(mean: &[f32], log_std: &[f32], w: usize, rng: &mut NpRandom) -> Self {
+        let rows = mean.len() / w.max(1);
+        let shared = log_std.len() == w;
+        let mut sampled = Self::with_capacity(rows, w);
+        for (e, mean) in mean.chunks_exact(w.max(1)).enumerate() {
+            let log_std = if shared {
+                log_std
+            } else {
+                &log_std[e * w..(e + 1) * w]
+            };
+            let mut log_prob = 0.0f32;
+            let start = sampled.flat.len();
+            for (&mu, &ls) in mean.iter().zip(log_std) {
+                let z = standard_normal(rng) as f32;
+                sampled.flat.push(mu + ls.exp() * z);
+                log_prob += -0.5 * z * z - ls - HALF_LN_2PI;
+            }
+            sampled.log_probs.push(log_prob);
+            sampled
+                .actions
+                .push(Value::Continuous(sampled.flat[start..].to_vec()));
+        }
+        sampled
     }
 }
 
@@ -967,6 +1015,22 @@ impl<B: Backend> ActorCritic<B> {
     pub fn critic(&self) -> &Mlp<B> {
         &self.critic
     }
+
+    /// A copy of the policy on the host (one read of every weight) for the rollouts' small
+    /// batches ([`crate::host_policy`]); `None` with gSDE, whose noise the rollout builds from
+    /// the backend's features.
+    pub fn host_policy(&self) -> Option<HostPolicy> {
+        if self.use_sde {
+            return None;
+        }
+        let log_std = self.log_std.as_ref().map(|p| read(p.val()));
+        HostPolicy::new(
+            self.actor.to_host().ok()?,
+            self.critic.to_host().ok()?,
+            log_std,
+        )
+        .ok()
+    }
 }
 
 impl PolicyConfig for ActorCriticConfig {
@@ -1041,6 +1105,10 @@ impl<B: Backend> Policy<B> for ActorCritic<B> {
     ) -> (PolicyDistribution<B>, Option<Tensor<B, 2>>) {
         let (dist, features) = ActorCritic::distribution_and_features(self, obs);
         (dist, Some(features))
+    }
+
+    fn host_policy(&self) -> Option<HostPolicy> {
+        ActorCritic::host_policy(self)
     }
 }
 

@@ -38,6 +38,7 @@ use crate::advantages::{
 use crate::checkpoint::{Checkpoint, checkpoint_policy_config, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::parameter_norm_tensor;
+use crate::host_policy::HOST_INFERENCE_MAX_ROWS;
 use crate::learner::{PolicyTrainer, check_policy_fits_spaces};
 use crate::losses::{
     KlEstimator, LossAggregation, ReferenceKl, Surrogate, kl_estimate, value_loss,
@@ -351,8 +352,9 @@ impl EpisodeBatch {
 
 /// Runs one episode per env to its end, all in lockstep, env `i` reset with `seeds[i]`:
 /// each step, the observations of the episodes still running go through `policy` in one batch
-/// and actions are sampled on the host with `rng`. Time in the envs and in inference is added to
-/// `timings`.
+/// and actions are sampled on the host with `rng` (up to [`HOST_INFERENCE_MAX_ROWS`] episodes,
+/// on the policy's host copy when it offers one: [`crate::host_policy`]). Time in the envs and
+/// in inference is added to `timings`.
 ///
 /// Errors: `seeds` and `envs` of different lengths, an env error, an env without a time limit
 /// that runs past `max_steps`.
@@ -407,6 +409,12 @@ pub fn collect_episodes<Bk: Backend, P: Policy<Bk>, E: Env<Obs = Vec<f32>, Actio
     let mut returns = vec![0.0f64; n];
     let mut running: Vec<usize> = (0..n).collect();
     let mut steps = 0usize;
+    // Small batches run on a host copy of the policy (one read of its weights).
+    let host = if n > HOST_INFERENCE_MAX_ROWS {
+        None
+    } else {
+        policy.host_policy().filter(|h| h.obs_dim() == d)
+    };
     while !running.is_empty() {
         if steps >= max_steps {
             return Err(RlError::InvalidConfig(format!(
@@ -419,15 +427,20 @@ pub fn collect_episodes<Bk: Backend, P: Policy<Bk>, E: Env<Obs = Vec<f32>, Actio
             .iter()
             .flat_map(|&i| current[i].iter().copied())
             .collect();
-        let dist = policy.distribution(tensor2::<Bk>(batch, running.len(), d, device));
-        if dist.rows() != running.len() {
-            return Err(RlError::InvalidInput(format!(
-                "the policy gave {} action distributions for {} observations",
-                dist.rows(),
-                running.len()
-            )));
-        }
-        let sampled = dist.sample(rng);
+        let sampled = match &host {
+            Some(host) => host.sample(&batch, running.len(), rng),
+            None => {
+                let dist = policy.distribution(tensor2::<Bk>(batch, running.len(), d, device));
+                if dist.rows() != running.len() {
+                    return Err(RlError::InvalidInput(format!(
+                        "the policy gave {} action distributions for {} observations",
+                        dist.rows(),
+                        running.len()
+                    )));
+                }
+                dist.sample(rng)
+            }
+        };
         timings.inference += clock.elapsed().as_secs_f64();
         let width = sampled.flat.len() / running.len();
         let clock = Instant::now();
@@ -1000,7 +1013,8 @@ impl<B: AutodiffBackend, E: Env<Obs = Vec<f32>, Action = Value>, P: TrainPolicy<
         let inner = self.trainer.device().clone();
         let d = self.trainer.policy_config().obs_dim();
 
-        // --- Rollout: complete episodes on the inner (non-autodiff) backend.
+        // --- Rollout: complete episodes on the inner (non-autodiff) backend, or on the
+        // policy's host copy (crate::host_policy).
         let seeds = self.draw_seeds();
         let policy = self.trainer.model().valid();
         let batch = collect_episodes(

@@ -685,7 +685,7 @@ impl<B: AutodiffBackend, V: VectorEnv, P: TrainPolicy<B>> Ppo<B, V, P> {
         }
         let mut timings = Timings::default();
 
-        // --- Rollout, on the inner (non-autodiff) backend. Buffers are [num_steps, num_envs].
+        // --- Rollout, on the inner (non-autodiff) backend or the policy's host copy. Buffers are [num_steps, num_envs].
         let policy = self.trainer.model().valid();
         let rollout = self.envs.collect(
             &policy,

@@ -1,6 +1,7 @@
 //! The on-policy rollout PPO and TRPO share (Stable-Baselines3's `collect_rollouts` and
-//! `RolloutBuffer`): `num_steps` steps in every env of a vector env under the current policy on
-//! the inner (non-autodiff) backend, actions sampled on the host from the learner's seeded
+//! `RolloutBuffer`): `num_steps` steps in every env of a vector env under the current policy
+//! (on its host copy, [`crate::host_policy`], for up to 64 envs; otherwise on the inner,
+//! non-autodiff backend), actions sampled on the host from the learner's seeded
 //! generator, optional gSDE exploration matrices and observation/reward normalisation, and the
 //! values that bootstrap truncated episodes from their real final observation. [`Rollout::gae`]
 //! turns the buffers into advantages and returns.
@@ -11,13 +12,11 @@
 
 use crate::advantages::{bootstrap_values, gae};
 use crate::error::{Result, RlError};
+use crate::host_policy::HOST_INFERENCE_MAX_ROWS;
 use crate::normalize::VecNormalize;
-use crate::policy::{
-    ActorCriticConfig, NetworkConfig, Policy, PolicyConfig, PolicyDistribution, sde_noise,
-};
+use crate::policy::{self, ActorCriticConfig, NetworkConfig, Policy, PolicyConfig, sde_noise};
 use crate::run::Timings;
 use crate::tensors::{read, tensor2};
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use cinder_env::rng::NpRandom;
 use cinder_env::vector::{AutoresetMode, VecStep, VectorEnv};
@@ -328,7 +327,8 @@ impl<V: VectorEnv> RolloutEnvs<V> {
         self.action_width
     }
 
-    /// Runs `num_steps` steps in every env under `policy` (on a backend without autodiff),
+    /// Runs `num_steps` steps in every env under `policy` (on a backend without autodiff, or
+    /// on its host copy: [`crate::host_policy`]),
     /// updating `state`; inference and env times go into `timings`.
     pub fn collect<Bk: Backend, P: Policy<Bk>>(
         &mut self,
@@ -353,32 +353,24 @@ impl<V: VectorEnv> RolloutEnvs<V> {
             episode_returns: Vec::new(),
             episode_lengths: Vec::new(),
         };
+        // Small batches run on a host copy of the policy (one read of its weights per
+        // rollout); gSDE and policies without a host copy run on the backend.
+        let host = if self.settings.use_sde || n > HOST_INFERENCE_MAX_ROWS {
+            None
+        } else {
+            policy.host_policy().filter(|h| h.obs_dim() == d)
+        };
         for t in 0..t_max {
             let clock = Instant::now();
-            let obs_t = tensor2::<Bk>(state.next_obs.clone(), n, d, device);
             r.obs.extend_from_slice(&state.next_obs);
-            // gSDE: new exploration matrices at the start of each rollout, and every
-            // `sde_sample_freq` steps within it when set (SB3's `reset_noise`).
-            let resample = self
-                .settings
-                .sde_sample_freq
-                .is_some_and(|f| f > 0 && t % f == 0);
-            if self.settings.use_sde && (t == 0 || resample) {
-                if let Some(std) = policy.sde_std() {
-                    state.sde_noise = sde_noise(&read(std), n, &mut state.rng);
-                }
-            }
-            // gSDE builds its noise from the actor's features; otherwise actor and critic run in
-            // one call (a policy with a shared trunk computes it once).
-            let (dist, features, values) = if self.settings.use_sde {
-                let (dist, features) = policy.distribution_and_features(obs_t.clone());
-                (dist, features, policy.value(obs_t))
-            } else {
-                let (dist, values) = policy.forward(obs_t);
-                (dist, None, values)
+            let (sampled, v) = match &host {
+                Some(host) => (
+                    host.sample(&state.next_obs, n, &mut state.rng),
+                    host.values(&state.next_obs, n),
+                ),
+                None => self.infer_on_backend(policy, state, t, device)?,
             };
-            let (env_actions, flat, step_log_probs) = self.sample(dist, features, state)?;
-            let v = read(values);
+            let (env_actions, flat, step_log_probs) = self.env_actions(sampled)?;
             check_len("values", v.len(), n)?;
             r.actions[t * n * w..(t + 1) * n * w].copy_from_slice(&flat);
             r.log_probs[t * n..(t + 1) * n].copy_from_slice(&step_log_probs);
@@ -428,33 +420,61 @@ impl<V: VectorEnv> RolloutEnvs<V> {
             // Truncated episodes bootstrap from the value of their real final observation.
             if !truncated_rows.is_empty() {
                 let clock = Instant::now();
-                let fv =
-                    read(policy.value(tensor2::<Bk>(final_obs, truncated_rows.len(), d, device)));
+                let rows = truncated_rows.len();
+                let fv = match &host {
+                    Some(host) => host.values(&final_obs, rows),
+                    None => read(policy.value(tensor2::<Bk>(final_obs, rows, d, device))),
+                };
                 for (k, &e) in truncated_rows.iter().enumerate() {
                     r.final_values[t * n + e] = fv[k];
                 }
                 timings.inference += clock.elapsed().as_secs_f64();
             }
         }
-        r.last_values = read(policy.value(tensor2::<Bk>(state.next_obs.clone(), n, d, device)));
+        r.last_values = match &host {
+            Some(host) => host.values(&state.next_obs, n),
+            None => read(policy.value(tensor2::<Bk>(state.next_obs.clone(), n, d, device))),
+        };
         Ok(r)
     }
 
-    /// Samples one action per env from the rollout policy's distribution, on the host with the
-    /// state's generator. Returns the env actions, their flat storage rows and log-probs.
-    fn sample<Bk: Backend>(
+    /// Step `t`'s actions and values on the backend: one action per env sampled on the host
+    /// from the policy's distribution with the state's generator (gSDE: from its features and
+    /// exploration matrices, drawn anew at the start of the rollout and every
+    /// `sde_sample_freq` steps, SB3's `reset_noise`), and the critic's values.
+    fn infer_on_backend<Bk: Backend, P: Policy<Bk>>(
         &self,
-        dist: PolicyDistribution<Bk>,
-        features: Option<Tensor<Bk, 2>>,
+        policy: &P,
         state: &mut RolloutState,
-    ) -> Result<SampledActions<V::Action>> {
+        t: usize,
+        device: &Bk::Device,
+    ) -> Result<(policy::SampledActions, Vec<f32>)> {
+        let n = self.envs.num_envs();
+        let obs_t = tensor2::<Bk>(state.next_obs.clone(), n, self.obs_dim, device);
+        let resample = self
+            .settings
+            .sde_sample_freq
+            .is_some_and(|f| f > 0 && t % f == 0);
+        if self.settings.use_sde && (t == 0 || resample) {
+            if let Some(std) = policy.sde_std() {
+                state.sde_noise = sde_noise(&read(std), n, &mut state.rng);
+            }
+        }
+        // gSDE builds its noise from the actor's features; otherwise actor and critic run in
+        // one call (a policy with a shared trunk computes it once).
+        let (dist, features, values) = if self.settings.use_sde {
+            let (dist, features) = policy.distribution_and_features(obs_t.clone());
+            (dist, features, policy.value(obs_t))
+        } else {
+            let (dist, values) = policy.forward(obs_t);
+            (dist, None, values)
+        };
         // Widths were checked against the env when the learner was built (check_policy);
         // the number of rows depends on the batch, so it is checked here.
-        if dist.rows() != self.envs.num_envs() {
+        if dist.rows() != n {
             return Err(RlError::InvalidInput(format!(
-                "the policy gave {} action distributions for {} observations",
+                "the policy gave {} action distributions for {n} observations",
                 dist.rows(),
-                self.envs.num_envs()
             )));
         }
         let sampled = if self.settings.use_sde {
@@ -465,6 +485,12 @@ impl<V: VectorEnv> RolloutEnvs<V> {
         } else {
             dist.sample(&mut state.rng)
         };
+        Ok((sampled, read(values)))
+    }
+
+    /// The env actions of `sampled` (continuous ones clipped to the action space), with the
+    /// samples' flat storage rows and log-probs.
+    fn env_actions(&self, sampled: policy::SampledActions) -> Result<SampledActions<V::Action>> {
         let bounds = &self.action_bounds;
         let env_actions = sampled
             .actions

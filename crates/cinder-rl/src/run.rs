@@ -104,7 +104,7 @@ impl UpdateCommon {
 pub struct Timings {
     /// Stepping the envs.
     pub env: f64,
-    /// Rollout inference (policy and values on the inner backend, sampling).
+    /// Rollout inference (policy and values on the inner backend or the host copy, sampling).
     pub inference: f64,
     /// Advantages, then the optimisation steps.
     pub update: f64,

@@ -454,7 +454,7 @@ impl<B: AutodiffBackend, V: VectorEnv> Trpo<B, V> {
         let device = self.trainer.device().clone();
         let mut timings = Timings::default();
 
-        // --- Rollout and GAE, on the inner backend.
+        // --- Rollout and GAE, on the inner backend or the policy's host copy.
         let policy = self.trainer.model().valid();
         let rollout = self
             .envs
