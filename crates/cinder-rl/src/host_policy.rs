@@ -12,13 +12,15 @@
 //! default for one's own networks; gSDE), run on the backend as before.
 //!
 //! The host copy computes what the backend computes, in a different order of float32
-//! additions (the two agree to ~1e-6, as two backends do): its element-wise functions are the
-//! same `f32` operations the CPU backends run (tanh as [`crate::policy::tanh`] builds it). Actions are drawn by the same host sampling
+//! additions (the two agree to ~1e-6, as two backends do): its `tanh` is the CPU backends'
+//! fused one ([`crate::host_kernels::tanh_f32`], bit for bit). Actions are drawn by the same host sampling
 //! ([`SampledActions::categorical`], [`SampledActions::gaussian`]) on the same generator, so a
 //! seeded run stays deterministic.
 
 use crate::error::{Result, RlError};
-use crate::policy::{Activation, SampledActions};
+use crate::host_kernels::tanh_in_place;
+use crate::policy::{Activation, SampledActions, clip_to_bounds};
+use cinder_env::Value;
 use cinder_env::rng::NpRandom;
 
 /// The largest rollout batch (envs or episodes stepped together) the rollouts run on a
@@ -91,10 +93,12 @@ impl HostMlp {
     /// - output: `[rows, d_out]`
     pub fn forward(&self, input: &[f32], rows: usize) -> Vec<f32> {
         let last = self.layers.len() - 1;
-        let mut x = input.to_vec();
+        let mut x: Vec<f32> = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
+            // The first layer reads the caller's rows in place; later ones the previous output.
+            let rows_in = if i == 0 { input } else { x.as_slice() };
             let mut out = Vec::with_capacity(rows * layer.d_out);
-            for row in x.chunks_exact(layer.d_in).take(rows) {
+            for row in rows_in.chunks_exact(layer.d_in).take(rows) {
                 let start = out.len();
                 out.extend_from_slice(&layer.bias);
                 let y = &mut out[start..];
@@ -106,11 +110,9 @@ impl HostMlp {
             }
             if i < last {
                 match self.activation {
-                    // The backend's tanh, op for op (crate::policy::tanh; the rollout's
-                    // backend has no autodiff, so no clamp): the same f32 roundings.
-                    Activation::Tanh => out
-                        .iter_mut()
-                        .for_each(|v| *v = (1.0 / ((*v * 2.0).exp() + 1.0)) * -2.0 + 1.0),
+                    // The CPU backends' fused tanh (crate::host_kernels): the same f32
+                    // roundings as the backend where those kernels are installed.
+                    Activation::Tanh => tanh_in_place(&mut out),
                     Activation::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
                 }
             }
@@ -179,6 +181,40 @@ impl HostPolicy {
                 SampledActions::categorical(&log_probs, width, rng)
             }
             Some(log_std) => SampledActions::gaussian(&out, log_std, width, rng),
+        }
+    }
+
+    /// The greedy action per row of `obs` (`[rows, obs_dim]`), as
+    /// [`crate::policy::PolicyDistribution::mode_actions`] gives it: the most probable index
+    /// (the first of equals), or the Gaussian's mean clipped to `bounds` (`(low, high)`).
+    pub fn greedy(&self, obs: &[f32], rows: usize, bounds: Option<(&[f32], &[f32])>) -> Vec<Value> {
+        let out = self.actor.forward(obs, rows);
+        let width = self.actor.d_out();
+        match &self.log_std {
+            None => out
+                .chunks_exact(width)
+                .map(|row| {
+                    let mut log_probs = row.to_vec();
+                    log_softmax(&mut log_probs);
+                    let best = log_probs.iter().enumerate().fold(
+                        (0, f32::NEG_INFINITY),
+                        |(bi, bv), (i, &v)| {
+                            if v > bv { (i, v) } else { (bi, bv) }
+                        },
+                    );
+                    Value::Discrete(best.0)
+                })
+                .collect(),
+            Some(_) => out
+                .chunks_exact(width)
+                .map(|row| {
+                    let mut action = row.to_vec();
+                    if let Some((low, high)) = bounds {
+                        clip_to_bounds(&mut action, low, high);
+                    }
+                    Value::Continuous(action)
+                })
+                .collect(),
         }
     }
 
@@ -322,6 +358,19 @@ mod tests {
             close(&on_host.log_probs, &on_backend.log_probs, "log-probs");
             if !continuous {
                 assert_eq!(on_host.actions, on_backend.actions);
+            }
+            // Greedy actions: the backend's argmax, or its mean clipped to the bounds (some
+            // of these means fall outside ±0.3).
+            let bounds = (vec![-0.3f32; 2], vec![0.3f32; 2]);
+            let bounds = Some((&bounds.0[..], &bounds.1[..]));
+            let greedy_host = host.greedy(&obs, rows, bounds);
+            let greedy_backend = model.distribution(obs_t()).mode_actions(bounds).unwrap();
+            assert_eq!(greedy_host.len(), rows);
+            for (h, b) in greedy_host.iter().zip(&greedy_backend) {
+                match (h, b) {
+                    (Value::Continuous(h), Value::Continuous(b)) => close(h, b, "greedy"),
+                    _ => assert_eq!(h, b),
+                }
             }
         }
     }

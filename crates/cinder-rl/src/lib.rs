@@ -10,6 +10,8 @@
 //! - [`policy`]: the [`policy::Policy`] trait the learners train (bring your own
 //!   `#[derive(Module)]` network) and the built-in actor-critic MLP (`#[derive(Config)]` →
 //!   `#[derive(Module)]`) with CleanRL's orthogonal initialisation and SB3's `evaluate_actions`;
+//! - [`host_kernels`]: the hidden layers' `tanh` as one fused operation (forward and
+//!   backward) on backends whose tensors live in host memory;
 //! - [`host_policy`]: a host copy of a small policy, which the rollouts run instead of the
 //!   backend for their few rows per env step;
 //! - [`predict`]: a trained policy answering `predict(obs, deterministic)` for deployment;
@@ -63,6 +65,7 @@ pub mod distributions;
 pub mod error;
 pub mod gradients;
 pub mod grpo;
+pub mod host_kernels;
 pub mod host_policy;
 pub mod learner;
 pub mod losses;

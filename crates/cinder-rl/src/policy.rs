@@ -589,14 +589,24 @@ pub fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut NpRandom) -> Ve
     out
 }
 
-/// Pre-activations above `TANH_CLAMP` are clamped before [`tanh`]'s exponential: `tanh(15)`
+/// Pre-activations above `TANH_CLAMP` are clamped before [`tanh_by_exp`]'s exponential: `tanh(15)`
 /// rounds to 1 in `f32` and `1 − tanh²(15) ≈ 3.7e-13`, so nothing representable is lost, while
 /// `exp(2x)` stays far from `f32`'s overflow at `x ≈ 44`.
 pub const TANH_CLAMP: f32 = 15.0;
 
-/// `tanh(x) = 1 − 2 / (exp(2 · min(x, 15)) + 1)`: the same values as `tanh` to float
-/// precision, built from `exp`, which Burn's ndarray backend vectorises (its `tanh` is scalar
-/// libm and dominated the update time; see BURN_NOTES).
+/// `tanh(x)`, the hidden layers' activation: one fused operation on a backend with
+/// [`crate::host_kernels`] installed (the `cinder` facade installs them for flex and
+/// ndarray), else [`tanh_by_exp`]. The two agree to float32 rounding (~1e-7).
+pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    match crate::host_kernels::try_tanh(x) {
+        Ok(y) => y,
+        Err(x) => tanh_by_exp(x),
+    }
+}
+
+/// `tanh(x) = 1 − 2 / (exp(2 · min(x, 15)) + 1)` from Burn operations, for every backend: the
+/// same values as `tanh` to float precision, built from `exp`, which Burn's ndarray backend
+/// vectorises (its `tanh` is scalar libm and dominated the update time; see BURN_NOTES).
 ///
 /// Finite everywhere, forward and backward: without the clamp, `exp(2x)` overflows to ∞ once
 /// `x > 44` and the backward pass multiplies ∞ by 0 (NaN gradients from unnormalised inputs of
@@ -605,7 +615,7 @@ pub const TANH_CLAMP: f32 = 15.0;
 /// passes stay finite. The clamp is only needed where a backward pass can follow: on a backend
 /// without autodiff (rollout inference) the forward pass is finite without it (`exp` gives ∞,
 /// `1/∞` gives 0, the result 1), and it is skipped there, as it costs two masked ops per call.
-pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+pub fn tanh_by_exp<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let x = if B::ad_enabled(&x.device()) {
         x.clamp_max(TANH_CLAMP)
     } else {
@@ -1311,7 +1321,9 @@ impl<B: Backend> ActorCritic<B> {
 
 /// Runs `episodes` episodes of the greedy (most likely action) policy on `env`, seeding episode
 /// `k` with `seed + k`, and returns their undiscounted returns. Continuous actions are clipped
-/// to the action space (as SB3's `predict`).
+/// to the action space (as SB3's `predict`). A policy that offers a host copy
+/// ([`Policy::host_policy`]) steps on it, one observation at a time, without the backend's
+/// per-call cost.
 ///
 /// Errors: an env without a time limit ([`cinder_env::Env::max_episode_steps`] is `None`: an
 /// episode might never end; wrap it in `TimeLimit`), an episode that runs past its time limit
@@ -1355,6 +1367,9 @@ pub fn evaluate_greedy_normalized<
         )
     })?;
     let obs_dim = model.obs_dim();
+    // Batch-1 steps: the host copy where the policy offers one (crate::host_policy).
+    let host = model.host_policy();
+    let bounds = bounds.as_ref().map(|(low, high)| (&low[..], &high[..]));
     let mut returns = Vec::with_capacity(episodes);
     for k in 0..episodes {
         let (mut obs, _) = env.reset(Some(seed.wrapping_add(k as u64)))?;
@@ -1376,11 +1391,14 @@ pub fn evaluate_greedy_normalized<
                 )));
             }
             steps += 1;
-            let dist = model.distribution(tensor2::<Bk>(obs.clone(), 1, obs_dim, device));
-            let action = dist
-                .mode_actions(bounds.as_ref().map(|(low, high)| (&low[..], &high[..])))?
-                .pop()
-                .ok_or_else(|| RlError::InvalidInput("the policy gave no action".into()))?;
+            let action = match &host {
+                Some(host) => host.greedy(&obs, 1, bounds),
+                None => model
+                    .distribution(tensor2::<Bk>(obs.clone(), 1, obs_dim, device))
+                    .mode_actions(bounds)?,
+            }
+            .pop()
+            .ok_or_else(|| RlError::InvalidInput("the policy gave no action".into()))?;
             let step = env.step(&action)?;
             total += step.reward;
             obs = step.obs;
@@ -1559,12 +1577,12 @@ mod tests {
         ];
         let x = Tensor::<AB, 1>::from_data(TensorData::new(xs.to_vec(), [xs.len()]), &device)
             .require_grad();
-        let y = tanh(x.clone());
+        let y = tanh_by_exp(x.clone());
         let ys: Vec<f32> = y.clone().into_data().to_vec().unwrap();
         let grads = y.sum().backward();
         let gs: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
         // Without autodiff (rollout inference) the clamp is skipped: the same values.
-        let plain: Vec<f32> = tanh(Tensor::<B, 1>::from_data(
+        let plain: Vec<f32> = tanh_by_exp(Tensor::<B, 1>::from_data(
             TensorData::new(xs.to_vec(), [xs.len()]),
             &device,
         ))

@@ -27,6 +27,7 @@
 
 use crate::checkpoint::{Checkpoint, load_custom_policy};
 use crate::error::{Result, RlError};
+use crate::host_policy::{HOST_INFERENCE_MAX_ROWS, HostPolicy};
 use crate::normalize::VecNormalize;
 use crate::policy::{ActorCritic, Policy, PolicyConfig, clip_to_bounds};
 use crate::tensors::tensor2;
@@ -46,6 +47,9 @@ pub struct Predictor<B: Backend, P: Policy<B> = ActorCritic<B>> {
     bounds: Option<(Vec<f32>, Vec<f32>)>,
     rng: NpRandom,
     device: B::Device,
+    /// The policy's host copy for batches of at most [`HOST_INFERENCE_MAX_ROWS`] rows, taken
+    /// once (the weights do not change here).
+    host: Option<HostPolicy>,
 }
 
 impl<B: Backend> Predictor<B> {
@@ -69,6 +73,7 @@ impl<B: Backend, P: Policy<B>> Predictor<B, P> {
     /// A predictor for a policy in memory (no observation statistics, seed 0).
     pub fn new(policy: P, config: P::Config, device: B::Device) -> Self {
         Self {
+            host: policy.host_policy(),
             policy,
             config,
             normalize: None,
@@ -125,17 +130,27 @@ impl<B: Backend, P: Policy<B>> Predictor<B, P> {
         if let Some(normalize) = &self.normalize {
             normalize.normalize_obs(&mut obs);
         }
-        let dist = self
-            .policy
-            .distribution(tensor2::<B>(obs, rows, d, &self.device));
         let bounds = self
             .bounds
             .as_ref()
             .map(|(low, high)| (&low[..], &high[..]));
-        if deterministic {
-            return dist.mode_actions(bounds);
-        }
-        let mut actions = dist.sample(&mut self.rng).actions;
+        let host = self
+            .host
+            .as_ref()
+            .filter(|_| rows <= HOST_INFERENCE_MAX_ROWS);
+        let mut actions = match host {
+            Some(host) if deterministic => return Ok(host.greedy(&obs, rows, bounds)),
+            Some(host) => host.sample(&obs, rows, &mut self.rng).actions,
+            None => {
+                let dist = self
+                    .policy
+                    .distribution(tensor2::<B>(obs, rows, d, &self.device));
+                if deterministic {
+                    return dist.mode_actions(bounds);
+                }
+                dist.sample(&mut self.rng).actions
+            }
+        };
         if let Some((low, high)) = bounds {
             for action in &mut actions {
                 if let Value::Continuous(a) = action {

@@ -1,0 +1,459 @@
+//! Host kernels: the policy's `tanh` as one fused operation on backends whose tensors live in
+//! host memory (flex, ndarray).
+//!
+//! [`crate::policy::tanh`] builds `tanh` out of Burn operations (`exp`, a reciprocal, three
+//! scalar ops and a clamp), so that it runs on every backend. On an eager CPU backend each of
+//! those is a pass over memory with its own allocation and autodiff node, forward and backward:
+//! about 16 operations per hidden layer, a third of a PPO minibatch update at CleanRL's sizes.
+//! Here `tanh` is one pass over the pre-activations, in place, which also writes the
+//! derivative `1 − tanh²` the backward pass multiplies the incoming gradient by (one
+//! operation). The pass computes [`tanh_f32`], built without libm calls so that the compiler
+//! vectorises it (with AVX2 where the CPU has it, to the same bits).
+//!
+//! Kernels are installed per backend, by whoever chooses the backend ([`install`]; the
+//! `cinder` facade installs them for its CPU backends). A backend without them, or a tensor
+//! that is not `f32`, takes the composite path: results differ by float32 rounding only
+//! (~1e-7).
+//!
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use burn::tensor::{Tensor, TensorData};
+//!
+//! cinder_rl::host_kernels::install::<NdArray>();
+//! assert!(cinder_rl::host_kernels::installed::<Autodiff<NdArray>>());
+//! let data = TensorData::new(vec![0.5f32, -2.0], [1, 2]);
+//! let x = Tensor::<Autodiff<NdArray>, 2>::from_data(data, &Default::default()).require_grad();
+//! let y = cinder_rl::policy::tanh(x.clone());
+//! let grads = y.sum().backward();
+//! let dx: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+//! assert!((dx[0] - (1.0 - 0.5f32.tanh().powi(2))).abs() < 1e-6);
+//! ```
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorData, TensorMetadata, TensorPrimitive, try_read_sync};
+use std::any::{Any, TypeId};
+use std::sync::RwLock;
+
+/// `tanh(x)` in `f32`, vectorisable: the odd Taylor series to `x⁹` for `|x| < 0.25` (relative
+/// error below 1e-8), `1 − 2/(e^{2x} + 1)` with [`exp_f32`] above, `±1` past `|x| = 10` (where
+/// `tanh` rounds to `±1` in `f32`); NaN stays NaN. Within 2.5e-7 of the exact value everywhere.
+#[inline]
+pub fn tanh_f32(x: f32) -> f32 {
+    let xc = x.clamp(-10.0, 10.0);
+    let e = exp_f32(2.0 * xc);
+    let far = 1.0 - 2.0 / (e + 1.0);
+    let x2 = x * x;
+    // x − x³/3 + 2x⁵/15 − 17x⁷/315 + 62x⁹/2835
+    let near = x
+        * (1.0
+            + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
+    if x2 < 0.0625 { near } else { far }
+}
+
+/// `eˣ` in `f32` for `|x| ≤ 87`, vectorisable (no libm call): `x = n·ln 2 + r` with
+/// `|r| ≤ ln 2 / 2` (Cody–Waite: `ln 2` split in two so that `n·ln 2` is exact), `eʳ` by its
+/// Taylor series to `r⁷` (truncation below 1.1e-8 relative), times `2ⁿ` built from its bits.
+/// Relative error ~2 ulp. NaN stays NaN.
+#[inline]
+pub fn exp_f32(x: f32) -> f32 {
+    // 1.5 · 2²³: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4; // 355/512, exact in 9 bits
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // `shifted`'s low mantissa bits hold n + 2²² (integer arithmetic, no float-to-int
+    // conversion, which does not vectorise): 2ⁿ's exponent field is n + 127.
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    let scale = f32::from_bits(biased << 23);
+    p * scale
+}
+
+/// `values ← tanh(values)` by [`tanh_f32`]: with AVX2 where the CPU has it (the same
+/// operations in wider registers, so the same results: Rust does not fuse multiply-adds).
+pub fn tanh_in_place(values: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { avx2::tanh_in_place(values) };
+        return;
+    }
+    portable::tanh_in_place(values);
+}
+
+/// `values ← tanh(values)` and `1 − tanh²(values)` returned beside them (as
+/// [`tanh_in_place`]).
+pub fn tanh_and_derivative(values: &mut [f32]) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { avx2::tanh_and_derivative(values) };
+    }
+    portable::tanh_and_derivative(values)
+}
+
+/// The loops, written once, inlined into each instruction set's copy.
+mod portable {
+    use super::tanh_f32;
+
+    // Plain `for` loops over slices: the compiler vectorises them where they are inlined (a
+    // `push` loop, or an iterator adapter's `fold` compiled on its own, stays scalar).
+
+    #[inline(always)]
+    pub(super) fn tanh_in_place(values: &mut [f32]) {
+        for v in values.iter_mut() {
+            *v = tanh_f32(*v);
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn tanh_and_derivative(values: &mut [f32]) -> Vec<f32> {
+        let mut derivative = vec![0.0f32; values.len()];
+        for (v, d) in values.iter_mut().zip(derivative.iter_mut()) {
+            let y = tanh_f32(*v);
+            *v = y;
+            *d = 1.0 - y * y;
+        }
+        derivative
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    #[target_feature(enable = "avx2")]
+    pub(super) fn tanh_in_place(values: &mut [f32]) {
+        super::portable::tanh_in_place(values)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn tanh_and_derivative(values: &mut [f32]) -> Vec<f32> {
+        super::portable::tanh_and_derivative(values)
+    }
+}
+
+/// Whether kernels are installed for backend `B` (as [`crate::policy::tanh`] sees it).
+pub fn installed<B: Backend>() -> bool {
+    lookup::<B, 2>().is_some()
+}
+
+/// Installs the host kernels for backend `B` and for `Autodiff<B>`: [`crate::policy::tanh`] on
+/// their two-dimensional tensors (every hidden layer of [`crate::policy::Mlp`]) becomes one
+/// fused operation. Only for backends whose tensors live in host memory (flex, ndarray): on a
+/// GPU backend every call would read its tensor back and upload the result. Installing twice
+/// is harmless; there is no uninstall (the kernels compute what the composite computes).
+pub fn install<B: Backend>() {
+    register::<B, 2>(tanh_forward::<B, 2> as fn(Tensor<B, 2>) -> Tensor<B, 2>);
+    register::<Autodiff<B>, 2>(
+        tanh_autodiff::<B, 2> as fn(Tensor<Autodiff<B>, 2>) -> Tensor<Autodiff<B>, 2>,
+    );
+}
+
+/// `tanh(x)` by an installed kernel, or `Err(x)` (untouched) when `B` has none for rank `D`.
+pub(crate) fn try_tanh<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    match lookup::<B, D>() {
+        Some(kernel) => Ok(kernel(x)),
+        None => Err(x),
+    }
+}
+
+type Registry = RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>;
+
+/// Kernels by the type of tensor they take (`Tensor<B, D>`).
+static KERNELS: Registry = RwLock::new(Vec::new());
+
+fn register<B: Backend, const D: usize>(kernel: fn(Tensor<B, D>) -> Tensor<B, D>) {
+    let key = TypeId::of::<Tensor<B, D>>();
+    let mut kernels = KERNELS.write().unwrap_or_else(|e| e.into_inner());
+    if !kernels.iter().any(|(k, _)| *k == key) {
+        kernels.push((key, Box::new(kernel)));
+    }
+}
+
+fn lookup<B: Backend, const D: usize>() -> Option<fn(Tensor<B, D>) -> Tensor<B, D>> {
+    let key = TypeId::of::<Tensor<B, D>>();
+    let kernels = KERNELS.read().unwrap_or_else(|e| e.into_inner());
+    kernels
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, kernel)| kernel.downcast_ref::<fn(Tensor<B, D>) -> Tensor<B, D>>())
+        .copied()
+}
+
+/// `tanh` of a host backend's `f32` tensor, on the host, in place (without a copy when the
+/// backend hands its buffer over: flex does when the tensor is not shared), and `1 − tanh²`
+/// beside it when `with_derivative`. A tensor that cannot be read (never on a host backend)
+/// gives NaN, which the learners' loss checks report as an error, rather than a panic here.
+fn host_tanh<B: Backend>(
+    x: B::FloatTensorPrimitive,
+    with_derivative: bool,
+) -> (TensorData, Option<Vec<f32>>) {
+    let shape = x.shape();
+    if let Some(mut data) = try_read_sync(B::float_into_data(x)).and_then(Result::ok) {
+        let derivative = match data.as_mut_slice::<f32>() {
+            Ok(values) if with_derivative => Some(Some(tanh_and_derivative(values))),
+            Ok(values) => {
+                tanh_in_place(values);
+                Some(None)
+            }
+            Err(_) => None,
+        };
+        if let Some(derivative) = derivative {
+            return (data, derivative);
+        }
+    }
+    let nan = vec![f32::NAN; shape.num_elements()];
+    (
+        TensorData::new(nan.clone(), shape),
+        with_derivative.then_some(nan),
+    )
+}
+
+/// `tanh` on a backend without autodiff (rollout inference): in place on the host.
+fn tanh_forward<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if x.dtype() != DType::F32 {
+        return crate::policy::tanh_by_exp(x);
+    }
+    let device = x.device();
+    match x.into_primitive() {
+        TensorPrimitive::Float(x) => {
+            let (data, _) = host_tanh::<B>(x, false);
+            Tensor::from_primitive(TensorPrimitive::Float(B::float_from_data(data, &device)))
+        }
+        quantized => crate::policy::tanh_by_exp(Tensor::from_primitive(quantized)),
+    }
+}
+
+/// The fused `tanh`'s backward step: the incoming gradient times `1 − tanh²(x)`, which the
+/// forward pass left as its state (a tensor of the inner backend).
+#[derive(Debug)]
+struct FusedTanh;
+
+impl<B: Backend> Backward<B, 1> for FusedTanh {
+    type State = B::FloatTensorPrimitive;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let derivative = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::float_mul(grad, derivative)
+        });
+    }
+}
+
+/// `tanh` on `Autodiff<B>`: one pass that writes `tanh(x)` over `x` and, when a gradient will
+/// flow, `1 − tanh²(x)` beside it; one node in the graph, one multiplication backward.
+fn tanh_autodiff<B: Backend, const D: usize>(x: Tensor<Autodiff<B>, D>) -> Tensor<Autodiff<B>, D> {
+    if x.dtype() != DType::F32 {
+        return crate::policy::tanh_by_exp(x);
+    }
+    let x = match x.into_primitive() {
+        TensorPrimitive::Float(x) => x,
+        quantized => return crate::policy::tanh_by_exp(Tensor::from_primitive(quantized)),
+    };
+    let device = B::float_device(&x.primitive);
+    let prep = FusedTanh
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => {
+            let (data, derivative) = host_tanh::<B>(x.primitive, true);
+            let shape = data.shape.clone();
+            let derivative = TensorData::new(derivative.unwrap_or_default(), shape);
+            prep.finish(
+                B::float_from_data(derivative, &device),
+                B::float_from_data(data, &device),
+            )
+        }
+        OpsKind::UnTracked(prep) => {
+            let (data, _) = host_tanh::<B>(x.primitive, false);
+            prep.finish(B::float_from_data(data, &device))
+        }
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+    type AB = Autodiff<B>;
+
+    /// Every 1/1024 over ±12 (past the clamp at ±10), plus the edges.
+    fn grid() -> Vec<f32> {
+        let mut xs: Vec<f32> = (-12 * 1024..=12 * 1024)
+            .map(|i| i as f32 / 1024.0)
+            .collect();
+        xs.extend([
+            1e-30,
+            -1e-30,
+            1e-6,
+            -1e-6,
+            0.249_999_98,
+            0.25,
+            -0.25,
+            9.999_999,
+            10.0,
+            10.000_001,
+            1e4,
+            -1e4,
+            3e38,
+            -3e38,
+        ]);
+        xs
+    }
+
+    #[test]
+    fn tanh_f32_is_within_2_5e_7_of_tanh() {
+        for x in grid() {
+            let exact = f64::from(x).tanh();
+            let y = f64::from(tanh_f32(x));
+            assert!(
+                (y - exact).abs() <= 2.5e-7,
+                "tanh_f32({x}) = {y}, not {exact}"
+            );
+            if x.abs() < 0.25 && x != 0.0 {
+                assert!(
+                    ((y - exact) / exact).abs() <= 4e-7,
+                    "tanh_f32({x}) = {y}: relative error against {exact}"
+                );
+            }
+        }
+        assert_eq!(tanh_f32(0.0), 0.0);
+        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
+        assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+        assert!(tanh_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn exp_f32_is_within_3e_7_relative_of_exp() {
+        for i in -87 * 256..=87 * 256 {
+            let x = i as f32 / 256.0 + 1.0 / 1024.0;
+            let exact = f64::from(x).exp();
+            let e = f64::from(exp_f32(x));
+            assert!(
+                ((e - exact) / exact).abs() <= 3e-7,
+                "exp_f32({x}) = {e}, not {exact}"
+            );
+        }
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    fn tensor<Bk: Backend>(xs: &[f32], rows: usize) -> Tensor<Bk, 2> {
+        Tensor::from_data(
+            TensorData::new(xs.to_vec(), [rows, xs.len() / rows]),
+            &Default::default(),
+        )
+    }
+
+    fn values<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
+        t.into_data().to_vec().unwrap()
+    }
+
+    /// With the kernels installed, `policy::tanh` gives `tanh_f32` bit for bit, forward with and
+    /// without autodiff, and the gradient `upstream · (1 − tanh²)`: the composite's to 1e-6,
+    /// through a graph where the output has two consumers and the input a second use.
+    #[test]
+    fn the_fused_tanh_computes_what_the_composite_computes() {
+        install::<B>();
+        assert!(installed::<B>() && installed::<AB>());
+        let xs: Vec<f32> = grid().into_iter().step_by(97).collect();
+        let rows = 3;
+        let xs = &xs[..xs.len() / rows * rows];
+        let expected: Vec<f32> = xs.iter().map(|&x| tanh_f32(x)).collect();
+        assert_eq!(values(crate::policy::tanh(tensor::<B>(xs, rows))), expected);
+
+        let weights: Vec<f32> = (0..xs.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+        let gradient = |fused: bool| {
+            let x = tensor::<AB>(xs, rows).require_grad();
+            let w = tensor::<AB>(&weights, rows);
+            let y = if fused {
+                crate::policy::tanh(x.clone())
+            } else {
+                crate::policy::tanh_by_exp(x.clone())
+            };
+            // Two consumers of y, and x used again beside it.
+            let loss = (y.clone() * w).sum() + (y.clone() * y.clone()).sum() + x.clone().sum();
+            let grads = loss.backward();
+            (values(y), values(x.grad(&grads).unwrap()))
+        };
+        let (y_fused, g_fused) = gradient(true);
+        let (y_composite, g_composite) = gradient(false);
+        assert_eq!(y_fused, expected);
+        for ((&a, &b), &x) in g_fused.iter().zip(&g_composite).zip(xs) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "d/dx at {x}: {a} vs {b}"
+            );
+        }
+        for (a, b) in y_fused.iter().zip(&y_composite) {
+            assert!((a - b).abs() <= 5e-7, "{a} vs {b}");
+        }
+        // Untracked: no gradient wanted, the same values.
+        assert_eq!(
+            values(crate::policy::tanh(tensor::<AB>(xs, rows))),
+            expected
+        );
+    }
+
+    /// The AVX2 copies of the loops give the portable loops' bits.
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let xs = grid();
+        let mut portable_y = xs.clone();
+        let portable_d = portable::tanh_and_derivative(&mut portable_y);
+        let mut y = xs.clone();
+        let d = tanh_and_derivative(&mut y);
+        let mut in_place = xs.clone();
+        tanh_in_place(&mut in_place);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&portable_y));
+        assert_eq!(bits(&d), bits(&portable_d));
+        assert_eq!(bits(&in_place), bits(&portable_y));
+        let scalar: Vec<f32> = xs.iter().map(|&x| tanh_f32(x)).collect();
+        assert_eq!(bits(&scalar), bits(&y));
+    }
+
+    /// A backend without installed kernels, and tensors of another rank, take the composite.
+    #[test]
+    fn without_kernels_tanh_is_the_composite() {
+        type Nested = Autodiff<Autodiff<B>>;
+        assert!(!installed::<Nested>());
+        let xs = [0.5f32, -1.5, 3.0, 0.1];
+        let composite = values(crate::policy::tanh_by_exp(tensor::<Nested>(&xs, 2)));
+        assert_eq!(
+            values(crate::policy::tanh(tensor::<Nested>(&xs, 2))),
+            composite
+        );
+        install::<B>();
+        let one_d = |f: fn(Tensor<B, 1>) -> Tensor<B, 1>| {
+            values(f(Tensor::from_data(
+                TensorData::new(xs.to_vec(), [4]),
+                &Default::default(),
+            )))
+        };
+        assert_eq!(
+            one_d(crate::policy::tanh),
+            one_d(crate::policy::tanh_by_exp)
+        );
+    }
+}
