@@ -158,9 +158,9 @@ pub mod backend {
     /// SIMD kernels), with autodiff.
     ///
     /// It is the default CPU backend: faster than ndarray at every batch size measured (a PPO
-    /// update at minibatch 128: 0.58 vs 0.75 ms; CleanRL's CartPole iteration 11.5 vs 15.2 ms on
-    /// the reference machine, `cinder-bench backends`), and as reproducible (single-threaded:
-    /// the same seed gives the same weights, bit for bit).
+    /// update at minibatch 128: 0.25 vs 0.37 ms; CleanRL's CartPole iteration 4.9 vs 6.9 ms on
+    /// the reference machine, `cinder-bench backends`, both with Cinder's host kernels), and as
+    /// reproducible (single-threaded: the same seed gives the same weights, bit for bit).
     #[cfg(feature = "flex")]
     pub type Flex = burn::backend::Autodiff<burn::backend::Flex<f32, i32>>;
 
