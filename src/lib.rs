@@ -198,7 +198,7 @@ pub mod backend {
     /// A backend chosen by name at run time.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum BackendKind {
-        /// CPU, [`burn::backend::NdArray`] (feature `ndarray`).
+        /// CPU, `burn::backend::NdArray` (feature `ndarray`).
         NdArray,
         /// CPU, [`burn::backend::Flex`] (feature `flex`, on by default).
         Flex,

@@ -5,7 +5,7 @@
 //! (CleanRL's CartPole configuration: 4). At 4 rows the built-in 64-64 actor-critic is about 35k
 //! multiply-adds, a few microseconds on one core, while Burn spends its fixed cost per operation
 //! (a tensor upload, a dozen kernels, a read back) on each call. So the rollouts
-//! ([`crate::rollout::Rollout::collect`], [`crate::policy_gradient::collect_episodes`]) take a
+//! ([`crate::rollout::RolloutEnvs::collect`], [`crate::policy_gradient::collect_episodes`]) take a
 //! [`HostPolicy`] from [`Policy::host_policy`](crate::policy::Policy::host_policy) once per
 //! rollout (one read of the weights) and run it on the host when the batch is at most
 //! [`HOST_INFERENCE_MAX_ROWS`] rows; larger batches, and policies that offer no host copy (the
