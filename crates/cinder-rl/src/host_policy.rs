@@ -19,7 +19,7 @@
 
 use crate::error::{Result, RlError};
 use crate::host_kernels::tanh_in_place;
-use crate::policy::{Activation, SampledActions, clip_to_bounds};
+use crate::policy::{Activation, SampledActions, clipped_actions};
 use cinder_env::Value;
 use cinder_env::rng::NpRandom;
 
@@ -277,16 +277,7 @@ impl HostPolicy {
                     Value::Discrete(best.0)
                 })
                 .collect(),
-            Some(_) => out
-                .chunks_exact(width)
-                .map(|row| {
-                    let mut action = row.to_vec();
-                    if let Some((low, high)) = bounds {
-                        clip_to_bounds(&mut action, low, high);
-                    }
-                    Value::Continuous(action)
-                })
-                .collect(),
+            Some(_) => clipped_actions(&out, width, bounds),
         }
     }
 

@@ -716,17 +716,7 @@ impl<B: Backend> PolicyDistribution<B> {
             }
             Self::Gaussian(g) => {
                 let width = g.mean.dims()[1];
-                let flat = read(g.mode());
-                Ok(flat
-                    .chunks(width.max(1))
-                    .map(|row| {
-                        let mut a = row.to_vec();
-                        if let Some((low, high)) = bounds {
-                            clip_to_bounds(&mut a, low, high);
-                        }
-                        Value::Continuous(a)
-                    })
-                    .collect())
+                Ok(clipped_actions(&read(g.mode()), width, bounds))
             }
         }
     }
@@ -1409,6 +1399,24 @@ pub fn evaluate_greedy_normalized<
         returns.push(total);
     }
     Ok(returns)
+}
+
+/// One continuous action per row of `flat` (`[rows, width]`), each clipped to `bounds`
+/// (`(low, high)`) when given: the greedy actions of a Gaussian policy from its means.
+pub(crate) fn clipped_actions(
+    flat: &[f32],
+    width: usize,
+    bounds: Option<(&[f32], &[f32])>,
+) -> Vec<Value> {
+    flat.chunks(width.max(1))
+        .map(|row| {
+            let mut a = row.to_vec();
+            if let Some((low, high)) = bounds {
+                clip_to_bounds(&mut a, low, high);
+            }
+            Value::Continuous(a)
+        })
+        .collect()
 }
 
 /// Clips each element of `action` to `[low, high]` (bounds shorter than the action leave the
