@@ -21,7 +21,7 @@
 use crate::measure::{median, percentile, process_cpu_time};
 use crate::ppo::{PpoRun, run_cinder_on};
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use cinder::backend::{BackendKind, BackendTask, dispatch};
@@ -492,7 +492,7 @@ struct UpdateFixture<B: AutodiffBackend> {
     batch: usize,
     config: PpoConfig,
     model: ActorCritic<B>,
-    optimizer: burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, ActorCritic<B>, B>,
+    optimizer: cinder_rl::adam::PolicyOptimizer<B, ActorCritic<B>>,
     obs: Vec<f32>,
     actions: Vec<i64>,
     old_log_probs: Vec<f32>,
@@ -509,9 +509,7 @@ impl<B: AutodiffBackend> UpdateFixture<B> {
             batch,
             config: PpoConfig::new(),
             model: cartpole_policy::<B>(device)?,
-            optimizer: AdamConfig::new()
-                .with_epsilon(1e-5)
-                .init::<B, ActorCritic<B>>(),
+            optimizer: cinder_rl::adam::fused_adam(1e-5),
             obs: uniform(&mut rng, batch * OBS_DIM, -1.0, 1.0),
             actions: (0..batch)
                 .map(|_| rng.integers(NUM_ACTIONS as u64) as i64)

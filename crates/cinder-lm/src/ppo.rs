@@ -20,15 +20,16 @@ use crate::rollout::{
     CompletionStats, Generation, LearnerState, SampleRow, load_reference, shuffle,
 };
 use crate::sampling::SamplingConfig;
+use crate::sft::ADAM_EPSILON;
 use crate::task::{ProblemSampler, Rewards};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use cinder_env::rng::NpRandom;
+use cinder_rl::adam::{PolicyOptimizer, fused_adam};
 use cinder_rl::advantages::{gae, normalize};
 use cinder_rl::checkpoint::Checkpoint;
 use cinder_rl::gradients::clip_grad_norm;
@@ -201,7 +202,7 @@ pub struct PpoMetrics {
 pub struct Ppo<B: AutodiffBackend> {
     config: PpoConfig,
     model: PolicyWithValue<B>,
-    optimizer: OptimizerAdaptor<Adam, PolicyWithValue<B>, B>,
+    optimizer: PolicyOptimizer<B, PolicyWithValue<B>>,
     reference: Option<TransformerPolicy<B::InnerBackend>>,
     sampler: ProblemSampler,
     rewards: Rewards,
@@ -241,7 +242,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         Ok(Self {
             config,
             model: PolicyWithValue { policy, value_head },
-            optimizer: AdamConfig::new().init(),
+            optimizer: fused_adam(ADAM_EPSILON),
             reference,
             sampler,
             rewards,
@@ -302,7 +303,7 @@ impl<B: AutodiffBackend> Ppo<B> {
         let policy = checkpoint.module(path, "policy", "the policy", skeleton, &device)?;
         let value_head = checkpoint.module(path, "value_head", "the value head", head, &device)?;
         let model = PolicyWithValue { policy, value_head };
-        let optimizer = checkpoint.adam(path, "adam", &model, AdamConfig::new().init(), &device)?;
+        let optimizer = checkpoint.adam(path, "adam", &model, fused_adam(ADAM_EPSILON), &device)?;
         let reference = load_reference(checkpoint, path, &model.policy, config.kl_coef > 0.0)?;
         sampler.set_rng(state.sampler_rng);
         Ok(Self {

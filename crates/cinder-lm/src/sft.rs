@@ -9,8 +9,7 @@ use crate::model::TransformerPolicy;
 use crate::task::ProblemSampler;
 use crate::vocab::{encode_completion, encode_prompt};
 use burn::config::Config;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use cinder_rl::gradients::clip_grad_norm;
 use cinder_rl::tensors::read;
@@ -61,12 +60,16 @@ impl SftConfig {
     }
 }
 
-/// Adam on the transformer policy.
-pub type PolicyOptimizer<B> = OptimizerAdaptor<Adam, TransformerPolicy<B>, B>;
+/// Adam on the transformer policy ([`cinder_rl::adam`]: one host pass per parameter on the
+/// CPU backends).
+pub type PolicyOptimizer<B> = cinder_rl::adam::PolicyOptimizer<B, TransformerPolicy<B>>;
 
-/// A fresh Adam for the transformer policy (PyTorch's defaults).
+/// Adam's ε for the language-model trainers (Burn's default).
+pub const ADAM_EPSILON: f32 = 1e-5;
+
+/// A fresh Adam for the transformer policy (β₁ = 0.9, β₂ = 0.999, ε = [`ADAM_EPSILON`]).
 pub fn adam<B: AutodiffBackend>() -> PolicyOptimizer<B> {
-    AdamConfig::new().init()
+    cinder_rl::adam::fused_adam(ADAM_EPSILON)
 }
 
 /// One supervised step on `batch_size` problems from `sampler`: returns the policy after the

@@ -21,12 +21,12 @@
 //! parameter it is loaded into, before a tensor is made. Any byte string, even one crafted to
 //! pass the checksum, gives a typed error or a policy of the expected architecture.
 
+use crate::adam::{FusedAdam, PolicyOptimizer};
 use crate::error::{Result, RlError};
 use crate::policy::{ActorCritic, ActorCriticConfig, Policy, PolicyConfig};
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::record::AdaptorRecord;
-use burn::optim::{Adam, AdamState, AdaptiveMomentumState, Optimizer};
+use burn::optim::{AdamState, AdaptiveMomentumState, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use serde::de::DeserializeOwned;
@@ -134,7 +134,7 @@ impl Checkpoint {
         &mut self,
         name: &str,
         model: &M,
-        optimizer: &OptimizerAdaptor<Adam, M, B>,
+        optimizer: &PolicyOptimizer<B, M>,
     ) {
         self.put(name, adam_to_bytes(model, optimizer));
     }
@@ -146,9 +146,9 @@ impl Checkpoint {
         path: &Path,
         name: &str,
         model: &M,
-        optimizer: OptimizerAdaptor<Adam, M, B>,
+        optimizer: PolicyOptimizer<B, M>,
         device: &B::Device,
-    ) -> Result<OptimizerAdaptor<Adam, M, B>> {
+    ) -> Result<PolicyOptimizer<B, M>> {
         adam_from_bytes(path, self.section(path, name)?, model, optimizer, device)
     }
 
@@ -484,10 +484,10 @@ pub fn module_from_bytes<B: Backend, M: Module<B>>(
 /// AMSGrad maximum), the step count and the moment tensors.
 pub fn adam_to_bytes<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
-    optimizer: &OptimizerAdaptor<Adam, M, B>,
+    optimizer: &PolicyOptimizer<B, M>,
 ) -> Vec<u8> {
     struct Encode<B: AutodiffBackend> {
-        records: std::collections::HashMap<ParamId, AdaptorRecord<Adam, B>>,
+        records: std::collections::HashMap<ParamId, AdaptorRecord<FusedAdam, B>>,
         out: Vec<u8>,
         count: u64,
     }
@@ -529,9 +529,9 @@ pub fn adam_from_bytes<B: AutodiffBackend, M: AutodiffModule<B>>(
     path: &Path,
     bytes: &[u8],
     model: &M,
-    optimizer: OptimizerAdaptor<Adam, M, B>,
+    optimizer: PolicyOptimizer<B, M>,
     device: &B::Device,
-) -> Result<OptimizerAdaptor<Adam, M, B>> {
+) -> Result<PolicyOptimizer<B, M>> {
     let what = "optimizer state";
     let mut reader = SectionReader { bytes, path, what };
     let count = reader.u64()?;
@@ -547,7 +547,7 @@ pub fn adam_from_bytes<B: AutodiffBackend, M: AutodiffModule<B>>(
     struct Decode<'r, 'a, B: AutodiffBackend, M: AutodiffModule<B>> {
         reader: &'r mut SectionReader<'a>,
         device: B::Device,
-        records: <OptimizerAdaptor<Adam, M, B> as Optimizer<M, B>>::Record,
+        records: <PolicyOptimizer<B, M> as Optimizer<M, B>>::Record,
         index: usize,
         error: Option<RlError>,
     }

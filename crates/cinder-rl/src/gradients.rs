@@ -76,7 +76,26 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// entirely on the device: nothing is read back. Returns the norm before clipping, `[1]`, which
 /// may be NaN or infinite (then so are the clipped gradients): learners check it, with their
 /// loss, once per update. An infinite `max_norm` measures the norm without scaling.
+///
+/// On backends with [host kernels](crate::host_kernels) (CPU memory, where reading is free)
+/// the norm is summed on the host in `f64` from one read of each gradient, and the gradients
+/// are scaled only when the factor is below 1: four dozen tensor operations fewer per gradient
+/// step. The norm then differs from the device's `f32` sums by rounding only.
 pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: GradientsParams,
+    max_norm: f32,
+    device: &B::Device,
+) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
+    if crate::host_kernels::installed::<B::InnerBackend>() {
+        clip_grad_norm_on_host::<B, M>(model, grads, max_norm, device)
+    } else {
+        clip_grad_norm_on_device::<B, M>(model, grads, max_norm, device)
+    }
+}
+
+/// [`clip_grad_norm`] in tensor operations, for every backend.
+fn clip_grad_norm_on_device<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     grads: GradientsParams,
     max_norm: f32,
@@ -98,6 +117,81 @@ pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
         model.visit(&mut visitor);
     }
     (grads, norm)
+}
+
+/// [`clip_grad_norm`] on a host backend: the norm from one read of each gradient, the scaling
+/// (one multiplication by a number per gradient) only when it changes something.
+fn clip_grad_norm_on_host<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: GradientsParams,
+    max_norm: f32,
+    device: &B::Device,
+) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
+    let mut grads = grads;
+    let mut squares = HostSquares::<B::InnerBackend> {
+        grads: &grads,
+        total: 0.0,
+        _backend: std::marker::PhantomData,
+    };
+    model.visit(&mut squares);
+    let norm = squares.total.sqrt() as f32;
+    if max_norm.is_finite() {
+        // The device path's order: (norm + 1e-6)⁻¹ · max_norm, at most 1; a NaN norm scales
+        // the gradients to NaN, as there (`f32::min` would drop the NaN).
+        let factor = if norm.is_nan() {
+            f32::NAN
+        } else {
+            (1.0 / (norm + 1e-6) * max_norm).min(1.0)
+        };
+        if factor.is_nan() || factor < 1.0 {
+            let mut visitor = ScaleBy::<B::InnerBackend> {
+                grads: &mut grads,
+                factor,
+                _backend: std::marker::PhantomData,
+            };
+            model.visit(&mut visitor);
+        }
+    }
+    let norm = Tensor::from_data(burn::tensor::TensorData::new(vec![norm], [1]), device);
+    (grads, norm)
+}
+
+/// Sums the squares of the gradients on the host (`f64`); NaN for one that cannot be read.
+struct HostSquares<'a, B: Backend> {
+    grads: &'a GradientsParams,
+    total: f64,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for HostSquares<'_, B::InnerBackend> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let sum = burn::tensor::try_read_sync(g.into_data_async())
+                .and_then(Result::ok)
+                .and_then(|data| {
+                    data.as_slice::<f32>()
+                        .ok()
+                        .map(|v| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+                })
+                .unwrap_or(f64::NAN);
+            self.total += sum;
+        }
+    }
+}
+
+/// Multiplies every gradient by one number.
+struct ScaleBy<'a, B: Backend> {
+    grads: &'a mut GradientsParams,
+    factor: f32,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleBy<'_, B::InnerBackend> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
 }
 
 struct ParamSquares<B: Backend> {
@@ -173,23 +267,63 @@ mod tests {
         c.1.sqrt() as f32
     }
 
+    type Clip = fn(
+        &crate::policy::ActorCritic<AB>,
+        GradientsParams,
+        f32,
+        &burn::tensor::Device<AB>,
+    ) -> (GradientsParams, Tensor<NdArray<f32>, 1>);
+
+    /// Both ways of clipping (tensor operations; host sums), whichever `clip_grad_norm` takes
+    /// in this test binary (other tests install the host kernels for ndarray).
+    const CLIPS: [(&str, Clip); 2] = [
+        ("device", clip_grad_norm_on_device::<AB, _>),
+        ("host", clip_grad_norm_on_host::<AB, _>),
+    ];
+
     #[test]
     fn clipping_is_global_and_only_shrinks() {
         let model = ActorCriticConfig::new(4, 2)
             .init::<AB>(&Default::default())
             .unwrap();
-        let grads = grads_of(&model, 100.0);
-        let before = norm_by_hand(&model, &grads);
-        assert!(before > 1.0);
-        let (clipped, norm) = clip_grad_norm::<AB, _>(&model, grads, 0.5, &Default::default());
-        let norm = norm.into_data().to_vec::<f32>().unwrap()[0];
-        assert!((norm - before).abs() / before < 1e-5);
-        let after = norm_by_hand(&model, &clipped);
-        assert!((after - 0.5).abs() < 1e-4, "{after}");
+        for (name, clip) in CLIPS {
+            let grads = grads_of(&model, 100.0);
+            let before = norm_by_hand(&model, &grads);
+            assert!(before > 1.0);
+            let (clipped, norm) = clip(&model, grads, 0.5, &Default::default());
+            let norm = norm.into_data().to_vec::<f32>().unwrap()[0];
+            assert!((norm - before).abs() / before < 1e-5, "{name}");
+            let after = norm_by_hand(&model, &clipped);
+            assert!((after - 0.5).abs() < 1e-4, "{name}: {after}");
 
-        let small = grads_of(&model, 1e-4);
-        let small_norm = norm_by_hand(&model, &small);
-        let (unchanged, _) = clip_grad_norm::<AB, _>(&model, small, 1e3, &Default::default());
-        assert!((norm_by_hand(&model, &unchanged) - small_norm).abs() < 1e-9);
+            let small = grads_of(&model, 1e-4);
+            let small_norm = norm_by_hand(&model, &small);
+            let (unchanged, _) = clip(&model, small, 1e3, &Default::default());
+            assert!(
+                (norm_by_hand(&model, &unchanged) - small_norm).abs() < 1e-9,
+                "{name}"
+            );
+        }
+    }
+
+    /// A NaN gradient gives a NaN norm and NaN gradients either way (the learners' checks
+    /// report it); an infinite `max_norm` measures without scaling.
+    #[test]
+    fn a_nan_gradient_spreads_and_infinity_only_measures() {
+        let model = ActorCriticConfig::new(4, 2)
+            .init::<AB>(&Default::default())
+            .unwrap();
+        for (name, clip) in CLIPS {
+            let (nan, norm) = clip(&model, grads_of(&model, f32::NAN), 0.5, &Default::default());
+            assert!(
+                norm.into_data().to_vec::<f32>().unwrap()[0].is_nan(),
+                "{name}"
+            );
+            assert!(norm_by_hand(&model, &nan).is_nan(), "{name}");
+            let grads = grads_of(&model, 100.0);
+            let before = norm_by_hand(&model, &grads);
+            let (same, _) = clip(&model, grads, f32::INFINITY, &Default::default());
+            assert_eq!(norm_by_hand(&model, &same), before, "{name}");
+        }
     }
 }

@@ -6,20 +6,20 @@
 //! at the end of the update, put everything back if that check fails, evaluate greedily, and
 //! write itself into a checkpoint.
 
+use crate::adam::{PolicyOptimizer, fused_adam};
 use crate::checkpoint::{Checkpoint, load_model};
 use crate::error::{Result, RlError};
 use crate::gradients::clip_grad_norm;
 use crate::normalize::VecNormalize;
 use crate::policy::{ActorCritic, Policy, PolicyConfig, TrainPolicy, check_outputs};
 use crate::tensors::UpdateChecks;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use std::path::Path;
 
-/// Adam as the learners use it (ε = 1e-5: CleanRL's and SB3's PPO).
-type PolicyOptimizer<B, P> = OptimizerAdaptor<Adam, P, B>;
+/// Adam's ε in the learners (CleanRL's and SB3's PPO).
+const ADAM_EPSILON: f32 = 1e-5;
 
 /// A learner's policy (the built-in [`ActorCritic`] unless a custom [`Policy`] is given) and
 /// its optimiser (see the [module docs](self)).
@@ -42,7 +42,7 @@ impl<B: AutodiffBackend, P: TrainPolicy<B>> PolicyTrainer<B, P> {
             policy_config,
             device,
             model,
-            optimizer: AdamConfig::new().with_epsilon(1e-5).init(),
+            optimizer: fused_adam(ADAM_EPSILON),
             snapshot: None,
         })
     }
@@ -69,7 +69,7 @@ impl<B: AutodiffBackend, P: TrainPolicy<B>> PolicyTrainer<B, P> {
         }
         let model = load_model::<B, P>(path, checkpoint, "model", saved, &device)?;
         check_policy(&model.valid(), saved, &device)?;
-        let fresh = AdamConfig::new().with_epsilon(1e-5).init();
+        let fresh = fused_adam(ADAM_EPSILON);
         let optimizer = checkpoint.adam(path, "optimizer", &model, fresh, &device)?;
         Ok(Self {
             policy_config: saved.clone(),

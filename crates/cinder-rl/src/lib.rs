@@ -58,6 +58,7 @@
     )
 )]
 
+pub mod adam;
 pub mod advantages;
 pub mod callbacks;
 pub mod checkpoint;
