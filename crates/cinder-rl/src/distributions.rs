@@ -5,7 +5,6 @@
 //! Sampling happens on the host from values read back once per rollout step, with Cinder's
 //! seeded NumPy-compatible generator, so that a run is reproducible whatever the backend.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, backend::Backend};
 use cinder_env::rng::NpRandom;
 
@@ -23,7 +22,7 @@ impl<B: Backend> Categorical<B> {
     /// From unnormalised logits `[batch, n]`.
     pub fn from_logits(logits: Tensor<B, 2>) -> Self {
         Self {
-            log_probs: log_softmax(logits, 1),
+            log_probs: crate::host_kernels::log_softmax(logits),
         }
     }
 
@@ -42,10 +41,7 @@ impl<B: Backend> Categorical<B> {
 
     /// Entropy `−Σ p log p`, `[batch]`.
     pub fn entropy(&self) -> Tensor<B, 1> {
-        (self.probs() * self.log_probs.clone())
-            .sum_dim(1)
-            .squeeze_dim::<1>(1)
-            .neg()
+        crate::host_kernels::categorical_entropy(self.log_probs.clone())
     }
 
     /// The exact `KL(self ‖ other) = Σ p (log p − log q)`, `[batch]`.

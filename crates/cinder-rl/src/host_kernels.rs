@@ -152,8 +152,9 @@ pub fn installed<B: Backend>() -> bool {
 }
 
 /// Installs the host kernels for backend `B` and for `Autodiff<B>`: [`crate::policy::tanh`] on
-/// their two-dimensional tensors (every hidden layer of [`crate::policy::Mlp`]) becomes one
-/// fused operation. Only for backends whose tensors live in host memory (flex, ndarray): on a
+/// their two-dimensional tensors (every hidden layer of [`crate::policy::Mlp`]), a
+/// [`crate::distributions::Categorical`]'s log-softmax and entropy, and PPO's loss
+/// ([`crate::host_loss`]) each become one fused operation. Only for backends whose tensors live in host memory (flex, ndarray): on a
 /// GPU backend every call would read its tensor back and upload the result. Installing twice
 /// is harmless; there is no uninstall (the kernels compute what the composite computes).
 pub fn install<B: Backend>() {
@@ -161,6 +162,11 @@ pub fn install<B: Backend>() {
     register::<Autodiff<B>, 2>(
         tanh_autodiff::<B, 2> as fn(Tensor<Autodiff<B>, 2>) -> Tensor<Autodiff<B>, 2>,
     );
+    register_kernel(LogSoftmaxKernel::<B>(log_softmax_forward::<B>));
+    register_kernel(LogSoftmaxKernel::<Autodiff<B>>(log_softmax_autodiff::<B>));
+    register_kernel(EntropyKernel::<B>(entropy_forward::<B>));
+    register_kernel(EntropyKernel::<Autodiff<B>>(entropy_autodiff::<B>));
+    crate::host_loss::install::<B>();
 }
 
 /// `tanh(x)` by an installed kernel, or `Err(x)` (untouched) when `B` has none for rank `D`.
@@ -175,25 +181,45 @@ pub(crate) fn try_tanh<B: Backend, const D: usize>(
 
 type Registry = RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>;
 
-/// Kernels by the type of tensor they take (`Tensor<B, D>`).
+/// Kernels by their type: a function pointer type names its backend (`fn(Tensor<B, D>) ->
+/// Tensor<B, D>` is one type per `B` and `D`), so it is its own key.
 static KERNELS: Registry = RwLock::new(Vec::new());
 
-fn register<B: Backend, const D: usize>(kernel: fn(Tensor<B, D>) -> Tensor<B, D>) {
-    let key = TypeId::of::<Tensor<B, D>>();
+/// Registers `kernel` under its type (once; a second registration of the type is ignored).
+pub(crate) fn register_kernel<F: Copy + Send + Sync + 'static>(kernel: F) {
+    let key = TypeId::of::<F>();
     let mut kernels = KERNELS.write().unwrap_or_else(|e| e.into_inner());
     if !kernels.iter().any(|(k, _)| *k == key) {
         kernels.push((key, Box::new(kernel)));
     }
 }
 
-fn lookup<B: Backend, const D: usize>() -> Option<fn(Tensor<B, D>) -> Tensor<B, D>> {
-    let key = TypeId::of::<Tensor<B, D>>();
+/// The kernel registered under type `F`, if any.
+pub(crate) fn lookup_kernel<F: Copy + Send + Sync + 'static>() -> Option<F> {
+    let key = TypeId::of::<F>();
     let kernels = KERNELS.read().unwrap_or_else(|e| e.into_inner());
     kernels
         .iter()
         .find(|(k, _)| *k == key)
-        .and_then(|(_, kernel)| kernel.downcast_ref::<fn(Tensor<B, D>) -> Tensor<B, D>>())
+        .and_then(|(_, kernel)| kernel.downcast_ref::<F>())
         .copied()
+}
+
+fn register<B: Backend, const D: usize>(kernel: fn(Tensor<B, D>) -> Tensor<B, D>) {
+    register_kernel(kernel);
+}
+
+fn lookup<B: Backend, const D: usize>() -> Option<fn(Tensor<B, D>) -> Tensor<B, D>> {
+    lookup_kernel::<fn(Tensor<B, D>) -> Tensor<B, D>>()
+}
+
+/// A host backend's `f32` tensor primitive as a vector (without a copy where the backend hands
+/// its buffer over: flex does when the tensor is not shared); `None` if it cannot be read or is
+/// not `f32`.
+pub(crate) fn host_vec<B: Backend>(x: B::FloatTensorPrimitive) -> Option<Vec<f32>> {
+    try_read_sync(B::float_into_data(x))
+        .and_then(Result::ok)
+        .and_then(|data| data.into_vec::<f32>().ok())
 }
 
 /// `tanh` of a host backend's `f32` tensor, on the host, in place (without a copy when the
@@ -287,6 +313,223 @@ fn tanh_autodiff<B: Backend, const D: usize>(x: Tensor<Autodiff<B>, D>) -> Tenso
             )
         }
         OpsKind::UnTracked(prep) => prep.finish(tanh_values::<B>(x.primitive)),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+// --- A categorical's log-softmax and entropy -------------------------------------------------
+
+/// `x − max − ln Σ exp(x − max)` over one row, in place: the log-probabilities of a row of
+/// logits (the host copy's and the fused operation's formula).
+pub(crate) fn log_softmax_row(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+    let log_sum = sum.ln();
+    row.iter_mut().for_each(|x| *x = *x - max - log_sum);
+}
+
+/// `−Σ exp(l)·l` of one row of log-probabilities.
+fn entropy_row(row: &[f32]) -> f32 {
+    -row.iter().map(|&l| l.exp() * l).sum::<f32>()
+}
+
+/// The log-softmax kernel of backend `B` (its own type: its signature is `tanh`'s).
+struct LogSoftmaxKernel<B: Backend>(fn(Tensor<B, 2>) -> Tensor<B, 2>);
+
+impl<B: Backend> Clone for LogSoftmaxKernel<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for LogSoftmaxKernel<B> {}
+
+/// The categorical-entropy kernel of backend `B`.
+struct EntropyKernel<B: Backend>(fn(Tensor<B, 2>) -> Tensor<B, 1>);
+
+impl<B: Backend> Clone for EntropyKernel<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for EntropyKernel<B> {}
+
+/// The log-softmax of each row of `logits` (`[batch, n]`), by the installed kernel or Burn's
+/// `log_softmax`.
+pub(crate) fn log_softmax<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 2> {
+    match lookup_kernel::<LogSoftmaxKernel<B>>() {
+        Some(kernel) if logits.dtype() == DType::F32 => (kernel.0)(logits),
+        _ => burn::tensor::activation::log_softmax(logits, 1),
+    }
+}
+
+/// The entropy `−Σ p log p` of each row of `log_probs` (`[batch, n]`), `[batch]`, by the
+/// installed kernel or tensor operations.
+pub(crate) fn categorical_entropy<B: Backend>(log_probs: Tensor<B, 2>) -> Tensor<B, 1> {
+    match lookup_kernel::<EntropyKernel<B>>() {
+        Some(kernel) if log_probs.dtype() == DType::F32 => (kernel.0)(log_probs),
+        _ => (log_probs.clone().exp() * log_probs)
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
+            .neg(),
+    }
+}
+
+/// Reads a host backend's `f32` tensor (NaN where it cannot be read: never on a host backend,
+/// and the learners' checks report it), applies `f` to its values, and gives `f`'s output of
+/// `shape` back on the device.
+fn on_host<B: Backend>(
+    x: B::FloatTensorPrimitive,
+    shape: Vec<usize>,
+    f: impl FnOnce(Vec<f32>) -> Vec<f32>,
+) -> B::FloatTensorPrimitive {
+    let device = B::float_device(&x);
+    let n = x.shape().num_elements();
+    let values = host_vec::<B>(x)
+        .filter(|v| v.len() == n)
+        .unwrap_or_else(|| vec![f32::NAN; n]);
+    B::float_from_data(TensorData::new(f(values), shape), &device)
+}
+
+fn host_log_softmax<B: Backend>(x: B::FloatTensorPrimitive, k: usize) -> B::FloatTensorPrimitive {
+    let shape = x.shape().to_vec();
+    on_host::<B>(x, shape, |mut values| {
+        values.chunks_exact_mut(k.max(1)).for_each(log_softmax_row);
+        values
+    })
+}
+
+fn host_entropy<B: Backend>(x: B::FloatTensorPrimitive, k: usize) -> B::FloatTensorPrimitive {
+    let rows = x.shape().num_elements() / k.max(1);
+    on_host::<B>(x, vec![rows], |values| {
+        values.chunks_exact(k.max(1)).map(entropy_row).collect()
+    })
+}
+
+fn log_softmax_forward<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [_, k] = logits.dims();
+    match logits.into_primitive() {
+        TensorPrimitive::Float(x) => {
+            Tensor::from_primitive(TensorPrimitive::Float(host_log_softmax::<B>(x, k)))
+        }
+        quantized => burn::tensor::activation::log_softmax(Tensor::from_primitive(quantized), 1),
+    }
+}
+
+fn entropy_forward<B: Backend>(log_probs: Tensor<B, 2>) -> Tensor<B, 1> {
+    let [_, k] = log_probs.dims();
+    match log_probs.into_primitive() {
+        TensorPrimitive::Float(x) => {
+            Tensor::from_primitive(TensorPrimitive::Float(host_entropy::<B>(x, k)))
+        }
+        quantized => {
+            let log_probs = Tensor::<B, 2>::from_primitive(quantized);
+            (log_probs.clone().exp() * log_probs)
+                .sum_dim(1)
+                .squeeze_dim::<1>(1)
+                .neg()
+        }
+    }
+}
+
+/// The fused log-softmax's backward step: `∂x = g − softmax(x) · Σ g` per row, from the
+/// log-probabilities the forward pass kept (and the row width).
+#[derive(Debug)]
+struct FusedLogSoftmax;
+
+impl<B: Backend> Backward<B, 1> for FusedLogSoftmax {
+    type State = (B::FloatTensorPrimitive, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (log_probs, k) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            let lp = host_vec::<B>(log_probs);
+            let shape = grad.shape().to_vec();
+            on_host::<B>(grad, shape, |mut g| match lp {
+                Some(lp) if lp.len() == g.len() => {
+                    for (g, lp) in g.chunks_exact_mut(k.max(1)).zip(lp.chunks_exact(k.max(1))) {
+                        let total: f32 = g.iter().sum();
+                        g.iter_mut()
+                            .zip(lp)
+                            .for_each(|(g, l)| *g -= l.exp() * total);
+                    }
+                    g
+                }
+                _ => vec![f32::NAN; g.len()],
+            })
+        });
+    }
+}
+
+/// The fused entropy's backward step: `∂l_j = −g · exp(l_j) · (l_j + 1)` for each row's
+/// log-probabilities `l`, kept by the forward pass (with the row width).
+#[derive(Debug)]
+struct FusedEntropy;
+
+impl<B: Backend> Backward<B, 1> for FusedEntropy {
+    type State = (B::FloatTensorPrimitive, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (log_probs, k) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            let shape = log_probs.shape().to_vec();
+            let g = host_vec::<B>(grad);
+            on_host::<B>(log_probs, shape, |mut lp| match g {
+                Some(g) if g.len() * k.max(1) == lp.len() => {
+                    for (row, g) in lp.chunks_exact_mut(k.max(1)).zip(g) {
+                        row.iter_mut().for_each(|l| *l = -g * l.exp() * (*l + 1.0));
+                    }
+                    lp
+                }
+                _ => vec![f32::NAN; lp.len()],
+            })
+        });
+    }
+}
+
+/// Log-softmax on `Autodiff<B>`: one host pass, one node.
+fn log_softmax_autodiff<B: Backend>(logits: Tensor<Autodiff<B>, 2>) -> Tensor<Autodiff<B>, 2> {
+    let [_, k] = logits.dims();
+    let x = match logits.into_primitive() {
+        TensorPrimitive::Float(x) => x,
+        quantized => {
+            return burn::tensor::activation::log_softmax(Tensor::from_primitive(quantized), 1);
+        }
+    };
+    let out = host_log_softmax::<B>(x.primitive, k);
+    let prep = FusedLogSoftmax
+        .prepare::<NoCheckpointing>([x.node])
+        .compute_bound()
+        .stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((out.clone(), k), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// A categorical's entropy on `Autodiff<B>`: one host pass, one node.
+fn entropy_autodiff<B: Backend>(log_probs: Tensor<Autodiff<B>, 2>) -> Tensor<Autodiff<B>, 1> {
+    let [_, k] = log_probs.dims();
+    let x = match log_probs.into_primitive() {
+        TensorPrimitive::Float(x) => x,
+        quantized => {
+            let log_probs = Tensor::<Autodiff<B>, 2>::from_primitive(quantized);
+            return (log_probs.clone().exp() * log_probs)
+                .sum_dim(1)
+                .squeeze_dim::<1>(1)
+                .neg();
+        }
+    };
+    let out = host_entropy::<B>(x.primitive.clone(), k);
+    let prep = FusedEntropy
+        .prepare::<NoCheckpointing>([x.node])
+        .compute_bound()
+        .stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, k), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
@@ -457,5 +700,81 @@ mod tests {
             one_d(crate::policy::tanh),
             one_d(crate::policy::tanh_by_exp)
         );
+    }
+
+    /// The fused log-softmax and entropy against Burn's `log_softmax` and the tensor-op
+    /// entropy: values, and the gradient of the logits through a loss that weighs every
+    /// log-probability and entropy differently (so that both backward steps and their sum
+    /// into one parent are checked).
+    #[test]
+    fn fused_log_softmax_and_entropy_match_the_tensor_ops() {
+        let device = Default::default();
+        let (rows, k) = (7, 3);
+        let wave = |n: usize, a: f32, f: f32| -> Vec<f32> {
+            (0..n).map(|i| a * (f * i as f32 + 0.3).sin()).collect()
+        };
+        let logits = wave(rows * k, 4.0, 1.7);
+        let weights_lp = Tensor::<AB, 2>::from_data(
+            TensorData::new(wave(rows * k, 1.0, 0.9), [rows, k]),
+            &device,
+        );
+        let weights_h =
+            Tensor::<AB, 1>::from_data(TensorData::new(wave(rows, 2.0, 2.3), [rows]), &device);
+        let run = |fused: bool| {
+            let x = Tensor::<AB, 2>::from_data(TensorData::new(logits.clone(), [rows, k]), &device)
+                .require_grad();
+            let (lp, h) = if fused {
+                let lp = log_softmax_autodiff::<B>(x.clone());
+                (lp.clone(), entropy_autodiff::<B>(lp))
+            } else {
+                let lp = burn::tensor::activation::log_softmax(x.clone(), 1);
+                let h = (lp.clone().exp() * lp.clone())
+                    .sum_dim(1)
+                    .squeeze_dim::<1>(1)
+                    .neg();
+                (lp, h)
+            };
+            let loss =
+                (lp.clone() * weights_lp.clone()).sum() + (h.clone() * weights_h.clone()).sum();
+            let grads = loss.backward();
+            let values = |t: Tensor<B, 2>| -> Vec<f32> { t.into_data().to_vec().unwrap() };
+            (
+                values(lp.inner()),
+                h.inner().into_data().to_vec::<f32>().unwrap(),
+                values(x.grad(&grads).unwrap()),
+            )
+        };
+        let (lp_a, h_a, g_a) = run(false);
+        let (lp_b, h_b, g_b) = run(true);
+        for (name, a, b) in [
+            ("log-probs", lp_a, lp_b),
+            ("entropy", h_a, h_b),
+            ("gradient", g_a, g_b),
+        ] {
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                    "{name}: {a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    /// With the kernels installed, a categorical built from logits gives rows that sum to one
+    /// and the entropy of a uniform row is ln n.
+    #[test]
+    fn an_installed_categorical_normalises() {
+        install::<B>();
+        let device = Default::default();
+        let logits = Tensor::<AB, 2>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 0.0, 0.0, 5.0, -3.0, 1.0, 2.0], [2, 4]),
+            &device,
+        );
+        let c = crate::distributions::Categorical::from_logits(logits);
+        let p: Vec<f32> = c.probs().into_data().to_vec().unwrap();
+        assert!((p[..4].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[4..].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let h: Vec<f32> = c.entropy().into_data().to_vec().unwrap();
+        assert!((h[0] - 4f32.ln()).abs() < 1e-6, "{h:?}");
     }
 }

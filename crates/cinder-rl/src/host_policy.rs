@@ -18,7 +18,7 @@
 //! seeded run stays deterministic.
 
 use crate::error::{Result, RlError};
-use crate::host_kernels::tanh_in_place;
+use crate::host_kernels::{log_softmax_row as log_softmax, tanh_in_place};
 use crate::policy::{Activation, SampledActions, clipped_actions};
 use cinder_env::Value;
 use cinder_env::rng::NpRandom;
@@ -285,14 +285,6 @@ impl HostPolicy {
     pub fn values(&self, obs: &[f32], rows: usize) -> Vec<f32> {
         self.critic.forward(obs, rows)
     }
-}
-
-/// `x − max − ln Σ exp(x − max)` in place.
-fn log_softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-    let log_sum = sum.ln();
-    row.iter_mut().for_each(|x| *x = *x - max - log_sum);
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ pub mod error;
 pub mod gradients;
 pub mod grpo;
 pub mod host_kernels;
+pub mod host_loss;
 pub mod host_policy;
 pub mod learner;
 pub mod losses;

@@ -19,6 +19,7 @@ use crate::advantages::{explained_variance, normalize};
 use crate::checkpoint::{Checkpoint, checkpoint_policy_config};
 use crate::error::{Result, RlError};
 use crate::gradients::parameter_norm_tensor;
+use crate::host_loss::{PpoInputs, PpoObjective, try_ppo_loss};
 use crate::learner::{PolicyTrainer, check_policy_fits_spaces};
 use crate::losses::{clipped_surrogate, value_loss};
 use crate::normalize::VecNormalize;
@@ -395,29 +396,67 @@ pub fn ppo_loss<B: Backend, P: Policy<B>>(
     } else {
         f32::INFINITY
     };
-    let (new_log_probs, entropy, new_values) = model.evaluate_actions(obs, actions)?;
-    let surrogate = clipped_surrogate(new_log_probs, old_log_probs, advantages, clip, clip);
-    let v_loss = value_loss(
-        new_values,
+    let objective = PpoObjective {
+        clip_low: clip,
+        clip_high: clip,
+        value_clip: config.clip_vloss.then_some(config.clip_coef),
+        ent_coef: config.ent_coef,
+        vf_coef: config.vf_coef,
+        kl_coef,
+    };
+    let (log_probs, entropy, values) = model.evaluate_actions(obs, actions)?;
+    let inputs = PpoInputs {
+        log_probs,
+        entropy,
+        values,
+        old_log_probs,
+        advantages,
         old_values,
         returns,
-        config.clip_vloss.then_some(config.clip_coef),
+    };
+    // On the CPU backends one fused operation ([`crate::host_loss`]); elsewhere tensor ops.
+    Ok(match try_ppo_loss(inputs, &objective) {
+        Ok(terms) => terms,
+        Err(inputs) => ppo_terms(inputs, &objective),
+    })
+}
+
+/// PPO's loss from the policy's outputs on a minibatch, in tensor operations (every backend;
+/// [`crate::host_loss`] computes the same on the host): the clipped surrogate, the value loss,
+/// the entropy bonus and the KL penalty as `objective` says.
+pub fn ppo_terms<B: Backend>(inputs: PpoInputs<B>, objective: &PpoObjective) -> PpoLoss<B> {
+    let PpoInputs {
+        log_probs,
+        entropy,
+        values,
+        old_log_probs,
+        advantages,
+        old_values,
+        returns,
+    } = inputs;
+    let surrogate = clipped_surrogate(
+        log_probs,
+        old_log_probs,
+        advantages,
+        objective.clip_low,
+        objective.clip_high,
     );
+    let v_loss = value_loss(values, old_values, returns, objective.value_clip);
     let entropy = entropy.mean();
-    let mut loss = surrogate.loss.clone() - entropy.clone().mul_scalar(config.ent_coef)
-        + v_loss.clone().mul_scalar(config.vf_coef);
-    if let Some(beta) = kl_coef {
+    let mut loss = surrogate.loss.clone() - entropy.clone().mul_scalar(objective.ent_coef)
+        + v_loss.clone().mul_scalar(objective.vf_coef);
+    if let Some(beta) = objective.kl_coef {
         // KL(π_old ‖ π_θ) ≈ mean((ρ − 1) − log ρ) on actions drawn from π_old.
         loss = loss + surrogate.kl.mul_scalar(beta);
     }
-    Ok(PpoLoss {
+    PpoLoss {
         loss,
         policy_loss: surrogate.loss,
         value_loss: v_loss,
         entropy,
         approx_kl: surrogate.approx_kl,
         clip_fraction: surrogate.clip_fraction,
-    })
+    }
 }
 
 /// The trainer's state besides the policy and the optimiser: what a checkpoint must hold for a
