@@ -333,12 +333,15 @@ pub mod backend {
         fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
     }
 
-    /// Installs Cinder's host kernels ([`cinder_rl::host_kernels`]: the policy's `tanh` as one
-    /// fused operation, forward and backward) for the CPU backends this build has (flex,
-    /// ndarray). [`dispatch`] calls it; call it yourself before training on [`Flex`] or
-    /// `NdArray` by name. Without it those backends build `tanh` from Burn operations (the
-    /// same values to float32 rounding; a PPO update at minibatch 128 takes ~1.5× as long,
-    /// at 4096 ~2× on flex).
+    /// Installs Cinder's host kernels for the CPU backends this build has (flex, ndarray):
+    /// the policy's `tanh`, a categorical's log-softmax and entropy, and PPO's loss each
+    /// become one fused operation, forward and backward ([`cinder_rl::host_kernels`],
+    /// [`cinder_rl::host_loss`]); on flex Adam's step and the gradient norm also run on the
+    /// host ([`cinder_rl::host_kernels::install_host_optimizer`]; on ndarray reading a shared
+    /// tensor is slower than the tensor operations it would replace). [`dispatch`] calls it;
+    /// call it yourself before training on [`Flex`] or `NdArray` by name. Without it those
+    /// backends compute the same values (to float32 rounding) with Burn operations, more
+    /// slowly: `assets/bench/host_kernels` measures both.
     /// `CINDER_HOST_KERNELS=0` in the environment leaves them out (to compare, or to replay a
     /// run recorded without them bit for bit).
     pub fn install_cpu_kernels() {
@@ -346,7 +349,10 @@ pub mod backend {
             return;
         }
         #[cfg(feature = "flex")]
-        cinder_rl::host_kernels::install::<burn::backend::Flex<f32, i32>>();
+        {
+            cinder_rl::host_kernels::install::<burn::backend::Flex<f32, i32>>();
+            cinder_rl::host_kernels::install_host_optimizer::<burn::backend::Flex<f32, i32>>();
+        }
         #[cfg(feature = "ndarray")]
         cinder_rl::host_kernels::install::<burn::backend::NdArray<f32>>();
     }

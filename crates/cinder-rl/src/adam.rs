@@ -7,8 +7,9 @@
 //! tensor, a dozen tensors) that is a fifth of a PPO gradient step at minibatch 8 to 64, almost
 //! all of it per-operation cost. [`FusedAdam`] computes the same formula, in the same order of
 //! `f32` operations (so to the same bits), in one loop over the parameter, its gradient and the
-//! two moments, on backends with [host kernels](crate::host_kernels) installed; on the others
-//! (GPU backends) it is Burn's Adam. Its state is Burn's [`AdamState`], so checkpoints read and
+//! two moments, on backends marked by
+//! [`install_host_optimizer`](crate::host_kernels::install_host_optimizer) (flex, where reading
+//! a tensor into host memory is a move); on the others it is Burn's Adam. Its state is Burn's [`AdamState`], so checkpoints read and
 //! write it as before.
 //!
 //! ```
@@ -18,7 +19,7 @@
 //! use burn::tensor::{Tensor, TensorData};
 //!
 //! type B = Autodiff<NdArray>;
-//! cinder_rl::host_kernels::install::<NdArray>();
+//! cinder_rl::host_kernels::install_host_optimizer::<NdArray>();
 //! let device = Default::default();
 //! let x = Param::from_tensor(Tensor::<B, 1>::from_data(TensorData::from([1.0f32, -2.0]), &device));
 //! let mut adam = cinder_rl::adam::fused_adam::<B, Param<Tensor<B, 1>>>(1e-8);
@@ -52,7 +53,7 @@ pub fn fused_adam<B: AutodiffBackend, M: AutodiffModule<B>>(epsilon: f32) -> Pol
     OptimizerAdaptor::from(FusedAdam::new(epsilon))
 }
 
-/// Adam whose step is one host pass on backends with host kernels, Burn's [`Adam`] elsewhere
+/// Adam whose step is one host pass on backends marked for it, Burn's [`Adam`] elsewhere
 /// (see the [module docs](self)).
 #[derive(Clone)]
 pub struct FusedAdam {
@@ -135,7 +136,7 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
-        let host = crate::host_kernels::installed::<B>()
+        let host = crate::host_kernels::host_optimizer_installed::<B>()
             && tensor.dtype() == DType::F32
             && grad.dtype() == DType::F32
             && state.as_ref().is_none_or(|s| {
@@ -209,11 +210,11 @@ mod tests {
     }
 
     /// Six steps on a [3, 5] parameter whose loss is `Σ c ⊙ x²` (gradients of both signs and
-    /// many sizes), by Burn's Adam and by the fused one (host kernels installed), at a
+    /// many sizes), by Burn's Adam and by the fused one (on the host), at a
     /// learning rate that changes every step: the same bits.
     #[test]
     fn the_fused_step_gives_burns_adam_bits() {
-        crate::host_kernels::install::<NdArray>();
+        crate::host_kernels::install_host_optimizer::<NdArray>();
         let device = Default::default();
         let mut rng = NpRandom::from_seed(3);
         let start = TensorData::new(random(15, &mut rng), [3, 5]);
@@ -271,7 +272,7 @@ mod tests {
     /// step 2 with first moment 0.9 · 0.1 + 0.1 and second 0.999 · 0.001 + 0.001.
     #[test]
     fn the_state_is_burns_adam_state() {
-        crate::host_kernels::install::<NdArray>();
+        crate::host_kernels::install_host_optimizer::<NdArray>();
         let device = Default::default();
         let mut x = Param::from_tensor(Tensor::<B, 1>::from_data(
             TensorData::from([1.0f32, 2.0]),

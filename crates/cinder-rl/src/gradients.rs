@@ -77,7 +77,8 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// may be NaN or infinite (then so are the clipped gradients): learners check it, with their
 /// loss, once per update. An infinite `max_norm` measures the norm without scaling.
 ///
-/// On backends with [host kernels](crate::host_kernels) (CPU memory, where reading is free)
+/// On backends marked by [`install_host_optimizer`](crate::host_kernels::install_host_optimizer)
+/// (flex: host memory, where reading is a move or a copy)
 /// the norm is summed on the host in `f64` from one read of each gradient, and the gradients
 /// are scaled only when the factor is below 1: four dozen tensor operations fewer per gradient
 /// step. The norm then differs from the device's `f32` sums by rounding only.
@@ -87,7 +88,7 @@ pub fn clip_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     max_norm: f32,
     device: &B::Device,
 ) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
-    if crate::host_kernels::installed::<B::InnerBackend>() {
+    if crate::host_kernels::host_optimizer_installed::<B::InnerBackend>() {
         clip_grad_norm_on_host::<B, M>(model, grads, max_norm, device)
     } else {
         clip_grad_norm_on_device::<B, M>(model, grads, max_norm, device)

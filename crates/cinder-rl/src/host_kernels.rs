@@ -1,5 +1,5 @@
-//! Host kernels: the policy's `tanh` as one fused operation on backends whose tensors live in
-//! host memory (flex, ndarray).
+//! Host kernels: the policy's `tanh`, a categorical's log-softmax and entropy as fused
+//! operations on backends whose tensors live in host memory (flex, ndarray).
 //!
 //! [`crate::policy::tanh`] builds `tanh` out of Burn operations (`exp`, a reciprocal, three
 //! scalar ops and a clamp), so that it runs on every backend. On an eager CPU backend each of
@@ -8,7 +8,12 @@
 //! Here `tanh` is one pass over the pre-activations, in place, which also writes the
 //! derivative `1 − tanh²` the backward pass multiplies the incoming gradient by (one
 //! operation). The pass computes [`tanh_f32`], built without libm calls so that the compiler
-//! vectorises it (with AVX2 where the CPU has it, to the same bits).
+//! vectorises it (with AVX2 where the CPU has it, to the same bits). Likewise a
+//! [`crate::distributions::Categorical`]'s log-softmax (about six operations) and entropy
+//! (five) are one pass and one autodiff node each, and [`install`] also enables the other
+//! host path of the same kind, PPO's loss ([`crate::host_loss`]);
+//! [`install_host_optimizer`] moves Adam's step ([`crate::adam`]) and the gradient norm
+//! ([`crate::gradients::clip_grad_norm`]) to the host as well.
 //!
 //! Kernels are installed per backend, by whoever chooses the backend ([`install`]; the
 //! `cinder` facade installs them for its CPU backends). A backend without them, or a tensor
@@ -168,6 +173,32 @@ pub fn install<B: Backend>() {
     register_kernel(EntropyKernel::<Autodiff<B>>(entropy_autodiff::<B>));
     crate::host_loss::install::<B>();
 }
+
+/// Marks backend `B` for host-side optimisation steps: [`crate::adam::FusedAdam`]'s step and
+/// [`crate::gradients::clip_grad_norm`]'s norm read each parameter, gradient and moment into
+/// host memory once per step. That pays where the read is a move or a plain copy (flex) and
+/// not where a shared tensor is read element by element (ndarray reads a shared array through
+/// its iterator: 0.2 ms per step for Adam at CleanRL's sizes against 0.04 ms in tensor
+/// operations), so it is separate from [`install`]. Installing twice is harmless.
+pub fn install_host_optimizer<B: Backend>() {
+    register_kernel(HostOptimizer::<B>(std::marker::PhantomData));
+}
+
+/// Whether [`install_host_optimizer`] was called for backend `B`.
+pub fn host_optimizer_installed<B: Backend>() -> bool {
+    lookup_kernel::<HostOptimizer<B>>().is_some()
+}
+
+/// The registry's marker for [`install_host_optimizer`].
+struct HostOptimizer<B: Backend>(std::marker::PhantomData<fn() -> B>);
+
+impl<B: Backend> Clone for HostOptimizer<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for HostOptimizer<B> {}
 
 /// `tanh(x)` by an installed kernel, or `Err(x)` (untouched) when `B` has none for rank `D`.
 pub(crate) fn try_tanh<B: Backend, const D: usize>(
