@@ -31,12 +31,13 @@
 //! assert!((moved[0] - 0.9).abs() < 1e-6 && (moved[1] + 1.9).abs() < 1e-6);
 //! ```
 
+use crate::tensors::read;
 use burn::module::AutodiffModule;
 use burn::optim::LearningRate;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, SimpleOptimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Tensor, TensorData, try_read_sync};
+use burn::tensor::{DType, Tensor, TensorData};
 
 /// Adam's β₁ (Burn's and PyTorch's default).
 pub const BETA_1: f32 = 0.9;
@@ -59,16 +60,14 @@ pub fn fused_adam<B: AutodiffBackend, M: AutodiffModule<B>>(epsilon: f32) -> Pol
 pub struct FusedAdam {
     /// Burn's Adam, for backends without host kernels.
     adam: Adam,
-    beta_1: f32,
-    beta_2: f32,
     epsilon: f32,
 }
 
 impl std::fmt::Debug for FusedAdam {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FusedAdam")
-            .field("beta_1", &self.beta_1)
-            .field("beta_2", &self.beta_2)
+            .field("beta_1", &BETA_1)
+            .field("beta_2", &BETA_2)
             .field("epsilon", &self.epsilon)
             .finish()
     }
@@ -83,8 +82,6 @@ impl FusedAdam {
             .with_epsilon(epsilon);
         Self {
             adam: config.build(),
-            beta_1: BETA_1,
-            beta_2: BETA_2,
             epsilon,
         }
     }
@@ -101,7 +98,7 @@ impl FusedAdam {
         moment_1: &mut [f32],
         moment_2: &mut [f32],
     ) {
-        let (beta_1, beta_2) = (self.beta_1, self.beta_2);
+        let (beta_1, beta_2) = (BETA_1, BETA_2);
         let (factor_1, factor_2) = (1.0 - beta_1, 1.0 - beta_2);
         let t = i32::try_from(time).unwrap_or(i32::MAX);
         let bias_correction2_sqrt = (1.0 - beta_2.powi(t)).sqrt();
@@ -148,16 +145,15 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
         let device = tensor.device();
         let shape = tensor.shape();
         let n = shape.num_elements();
-        let (time, moment_1, moment_2) = match state {
+        let (time, mut moment_1, mut moment_2) = match state {
             Some(s) => (
                 s.momentum.time + 1,
-                host_values(s.momentum.moment_1, n),
-                host_values(s.momentum.moment_2, n),
+                read(s.momentum.moment_1),
+                read(s.momentum.moment_2),
             ),
             None => (1, vec![0.0; n], vec![0.0; n]),
         };
-        let (mut param, grad) = (host_values(tensor, n), host_values(grad, n));
-        let (mut moment_1, mut moment_2) = (moment_1, moment_2);
+        let (mut param, grad) = (read(tensor), read(grad));
         // Burn's `mul_scalar(lr)` converts the f64 learning rate to the tensor's f32.
         self.step_host(
             lr as f32,
@@ -182,17 +178,6 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
         <Adam as SimpleOptimizer<B>>::to_device(state, device)
     }
-}
-
-/// A host backend's `f32` tensor as a vector of `n` values (without a copy where the backend
-/// hands its buffer over); NaN where it cannot be read (never on a host backend), which the
-/// learners' parameter check reports as an error rather than a panic here.
-fn host_values<B: Backend, const D: usize>(tensor: Tensor<B, D>, n: usize) -> Vec<f32> {
-    try_read_sync(tensor.into_data_async())
-        .and_then(Result::ok)
-        .and_then(|data| data.into_vec::<f32>().ok())
-        .filter(|values| values.len() == n)
-        .unwrap_or_else(|| vec![f32::NAN; n])
 }
 
 #[cfg(test)]

@@ -137,13 +137,10 @@ fn clip_grad_norm_on_host<B: AutodiffBackend, M: AutodiffModule<B>>(
     model.visit(&mut squares);
     let norm = squares.total.sqrt() as f32;
     if max_norm.is_finite() {
-        // The device path's order: (norm + 1e-6)⁻¹ · max_norm, at most 1; a NaN norm scales
-        // the gradients to NaN, as there (`f32::min` would drop the NaN).
-        let factor = if norm.is_nan() {
-            f32::NAN
-        } else {
-            (1.0 / (norm + 1e-6) * max_norm).min(1.0)
-        };
+        // The device path's order, (norm + 1e-6)⁻¹ · max_norm, applied only below 1 (the
+        // device path's clamp at 1 leaves the others as they are); a NaN norm scales the
+        // gradients to NaN, as there.
+        let factor = 1.0 / (norm + 1e-6) * max_norm;
         if factor.is_nan() || factor < 1.0 {
             let mut visitor = ScaleBy::<B::InnerBackend> {
                 grads: &mut grads,
@@ -157,7 +154,7 @@ fn clip_grad_norm_on_host<B: AutodiffBackend, M: AutodiffModule<B>>(
     (grads, norm)
 }
 
-/// Sums the squares of the gradients on the host (`f64`); NaN for one that cannot be read.
+/// Sums the squares of the gradients on the host (`f64`).
 struct HostSquares<'a, B: Backend> {
     grads: &'a GradientsParams,
     total: f64,
@@ -167,15 +164,8 @@ struct HostSquares<'a, B: Backend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for HostSquares<'_, B::InnerBackend> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let sum = burn::tensor::try_read_sync(g.into_data_async())
-                .and_then(Result::ok)
-                .and_then(|data| {
-                    data.as_slice::<f32>()
-                        .ok()
-                        .map(|v| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
-                })
-                .unwrap_or(f64::NAN);
-            self.total += sum;
+            let values = crate::tensors::read(g);
+            self.total += values.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>();
         }
     }
 }

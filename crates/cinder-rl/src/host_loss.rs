@@ -21,13 +21,14 @@
 
 use crate::host_kernels::{host_vec, lookup_kernel, register_kernel};
 use crate::ppo::PpoLoss;
+use crate::tensors::read;
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive, try_read_sync};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 /// The numbers PPO's loss is configured with (see [`crate::ppo::PpoConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,12 +277,6 @@ fn fused_loss<B: Backend>(
 ) -> PpoLoss<Autodiff<B>> {
     let device = inputs.log_probs.device();
     let n = inputs.log_probs.dims()[0];
-    let constant = |t: Tensor<Autodiff<B>, 1>| {
-        try_read_sync(t.into_data_async())
-            .and_then(Result::ok)
-            .and_then(|d| d.into_vec::<f32>().ok())
-            .unwrap_or_else(|| vec![f32::NAN; n])
-    };
     let tracked = |t: Tensor<Autodiff<B>, 1>| match t.into_primitive() {
         TensorPrimitive::Float(x) => {
             let values = host_vec::<B>(x.primitive.clone()).unwrap_or_else(|| vec![f32::NAN; n]);
@@ -298,7 +293,7 @@ fn fused_loss<B: Backend>(
         inputs.old_values,
         inputs.returns,
     ]
-    .map(constant);
+    .map(read);
     let host = host_ppo_loss(
         [
             &log_probs,

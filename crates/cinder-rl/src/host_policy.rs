@@ -18,7 +18,7 @@
 //! seeded run stays deterministic.
 
 use crate::error::{Result, RlError};
-use crate::host_kernels::{log_softmax_row as log_softmax, tanh_in_place};
+use crate::host_kernels::{log_softmax_row, tanh_in_place};
 use crate::policy::{Activation, SampledActions, clipped_actions};
 use cinder_env::Value;
 use cinder_env::rng::NpRandom;
@@ -248,7 +248,7 @@ impl HostPolicy {
             None => {
                 let mut log_probs = out;
                 for row in log_probs.chunks_exact_mut(width) {
-                    log_softmax(row);
+                    log_softmax_row(row);
                 }
                 SampledActions::categorical(&log_probs, width, rng)
             }
@@ -267,7 +267,7 @@ impl HostPolicy {
                 .chunks_exact(width)
                 .map(|row| {
                     let mut log_probs = row.to_vec();
-                    log_softmax(&mut log_probs);
+                    log_softmax_row(&mut log_probs);
                     let best = log_probs.iter().enumerate().fold(
                         (0, f32::NEG_INFINITY),
                         |(bi, bv), (i, &v)| {
@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn log_softmax_normalises_each_row() {
         let mut row = [1.0f32, 2.0, 3.0];
-        log_softmax(&mut row);
+        log_softmax_row(&mut row);
         // ln(e + e² + e³) = 3.40760596...
         let expected = [1.0 - 3.407_606, 2.0 - 3.407_606, 3.0 - 3.407_606];
         for (x, e) in row.iter().zip(expected) {
@@ -495,7 +495,7 @@ mod tests {
         }
         // Large logits do not overflow.
         let mut big = [1000.0f32, 1000.0];
-        log_softmax(&mut big);
+        log_softmax_row(&mut big);
         assert!((big[0] + std::f32::consts::LN_2).abs() < 1e-6);
     }
 }

@@ -26,7 +26,8 @@ pub(crate) fn indices1<Bk: Backend>(data: &[f32], device: &Bk::Device) -> Tensor
     Tensor::from_data(TensorData::new(idx, [data.len()]), device)
 }
 
-/// A float tensor's values on the host.
+/// A float tensor's values on the host (an `f32` tensor's buffer is taken over, not copied,
+/// where the backend hands it out).
 #[allow(
     clippy::expect_used,
     reason = "converted to f32 first: reading f32 cannot fail"
@@ -34,7 +35,7 @@ pub(crate) fn indices1<Bk: Backend>(data: &[f32], device: &Bk::Device) -> Tensor
 pub fn read<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
-        .to_vec::<f32>()
+        .into_vec::<f32>()
         .expect("float tensor")
 }
 
